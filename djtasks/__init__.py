@@ -1,0 +1,20 @@
+"""djtasks: background jobs for Django, with the project's database as broker.
+
+The public API. Models are not imported here (this module loads before the
+app registry is ready); use ``djtasks.models`` for Job, Worker and JobStatus.
+"""
+
+from .api import aenqueue, bulk_enqueue, enqueue
+from .exceptions import ArgumentNotSerializable, PayloadTooLarge, Retry
+from .task import DatabaseTask, task
+
+__all__ = [
+    "ArgumentNotSerializable",
+    "DatabaseTask",
+    "PayloadTooLarge",
+    "Retry",
+    "aenqueue",
+    "bulk_enqueue",
+    "enqueue",
+    "task",
+]

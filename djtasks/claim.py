@@ -1,0 +1,190 @@
+"""The claim: the only code that takes row locks on ready jobs.
+
+One statement picks up to ``limit`` ready jobs of the given queues, highest
+priority first then oldest due, marks them RUNNING for this worker, counts
+the attempt and returns them. It commits before any task code runs.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils.dateparse import parse_datetime
+
+from .models import Job
+
+TABLE = Job._meta.db_table
+
+# Columns the executor needs, in RETURNING order.
+COLUMNS = (
+    "id",
+    "task_path",
+    "backend",
+    "queue_name",
+    "priority",
+    "args",
+    "kwargs",
+    "enqueued_at",
+    "run_after",
+    "started_at",
+    "last_attempted_at",
+    "expires_at",
+    "attempts",
+    "max_attempts",
+    "retry_policy",
+    "timeout",
+    "worker_ids",
+    "errors",
+)
+_RETURNING = ", ".join(f"job.{column}" for column in COLUMNS)
+# SQLite's RETURNING takes bare column names only.
+_SQLITE_RETURNING = ", ".join(COLUMNS)
+
+# PostgreSQL. FOR UPDATE SKIP LOCKED: rows another claimer has locked are
+# skipped, not waited for, so claimers never block each other and a row is
+# handed to one claimer only. The locking SELECT sits in a MATERIALIZED CTE
+# because, written as "WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+# LOCKED)", the planner may run the sub-select more than once and lock (and
+# update) more than ``limit`` rows. The re-check of status in the UPDATE is
+# cheap insurance: only rows still READY change. The ORDER BY matches the
+# partial index djtasks_job_ready, so the scan stops after ``limit`` rows
+# whatever the size of the history.
+POSTGRESQL = f"""
+WITH claimable AS MATERIALIZED (
+    SELECT id FROM {TABLE}
+    WHERE status = 'READY' AND queue_name {{queue_test}} AND available_at <= %s
+    ORDER BY priority DESC, available_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {TABLE} AS job SET
+    status = 'RUNNING',
+    worker_id = %s,
+    attempts = job.attempts + 1,
+    worker_ids = job.worker_ids || to_jsonb(%s::text),
+    started_at = COALESCE(job.started_at, %s),
+    last_attempted_at = %s
+FROM claimable
+WHERE job.id = claimable.id AND job.status = 'READY'
+RETURNING {_RETURNING}
+"""
+
+# SQLite has no row locks: the whole claim runs in a write transaction that
+# takes the database lock at BEGIN (Django's transaction_mode "IMMEDIATE"),
+# so claimers run one at a time and each sees the others' committed work.
+# One statement selects and updates, so there is no gap between them even
+# without that setting.
+SQLITE = f"""
+UPDATE {TABLE} SET
+    status = 'RUNNING',
+    worker_id = %s,
+    attempts = attempts + 1,
+    worker_ids = json_insert(worker_ids, '$[#]', %s),
+    started_at = COALESCE(started_at, %s),
+    last_attempted_at = %s
+WHERE id IN (
+    SELECT id FROM {TABLE}
+    WHERE status = 'READY' AND queue_name {{queue_test}} AND available_at <= %s
+    ORDER BY priority DESC, available_at
+    LIMIT %s
+) AND status = 'READY'
+RETURNING {_SQLITE_RETURNING}
+"""
+
+
+@dataclass(slots=True)
+class ClaimedJob:
+    """A job row as the claim returned it (lighter than a model instance)."""
+
+    id: object
+    task_path: str
+    backend: str
+    queue_name: str
+    priority: int
+    args: list
+    kwargs: dict
+    enqueued_at: datetime
+    run_after: datetime | None
+    started_at: datetime
+    last_attempted_at: datetime
+    expires_at: datetime | None
+    attempts: int
+    max_attempts: int
+    retry_policy: dict
+    timeout: float | None
+    worker_ids: list
+    errors: list
+    # What the row looks like to djtasks.results while the attempt runs.
+    status: str = "RUNNING"
+    finished_at: datetime | None = None
+    return_value: object = None
+
+
+def claim(database: str, worker_id: str, queues, limit: int, now) -> list[ClaimedJob]:
+    """Mark up to ``limit`` due ready jobs RUNNING for ``worker_id``."""
+    connection = connections[database]
+    queues = list(queues)
+    with transaction.atomic(using=database), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql, params = _postgresql(worker_id, queues, limit, now)
+        else:
+            sql, params = _sqlite(connection, worker_id, queues, limit, now)
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    jobs = [_to_claimed(row, connection.vendor) for row in rows]
+    # RETURNING gives no order; run the batch in claim order.
+    jobs.sort(key=lambda job: (-job.priority, job.enqueued_at))
+    return jobs
+
+
+def _queue_test(queues):
+    if len(queues) == 1:
+        return "= %s", queues
+    return "IN (" + ", ".join(["%s"] * len(queues)) + ")", queues
+
+
+def _postgresql(worker_id, queues, limit, now):
+    queue_test, queue_params = _queue_test(queues)
+    sql = POSTGRESQL.format(queue_test=queue_test)
+    params = [*queue_params, now, limit, worker_id, worker_id, now, now]
+    return sql, params
+
+
+def _sqlite(connection, worker_id, queues, limit, now):
+    queue_test, queue_params = _queue_test(queues)
+    sql = SQLITE.format(queue_test=queue_test)
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    params = [worker_id, worker_id, stamp, stamp, *queue_params, stamp, limit]
+    return sql, params
+
+
+def _to_claimed(row, vendor) -> ClaimedJob:
+    values = dict(zip(COLUMNS, row))
+    if not isinstance(values["id"], uuid.UUID):
+        values["id"] = uuid.UUID(values["id"])
+    for column in ("args", "kwargs", "retry_policy", "worker_ids", "errors"):
+        if isinstance(values[column], str):
+            values[column] = json.loads(values[column])
+    if vendor == "sqlite":
+        for column in (
+            "enqueued_at",
+            "run_after",
+            "started_at",
+            "last_attempted_at",
+            "expires_at",
+        ):
+            values[column] = _sqlite_datetime(values[column])
+    return ClaimedJob(**values)
+
+
+def _sqlite_datetime(value):
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)
+    # Django stores UTC without an offset on SQLite when USE_TZ is on.
+    if parsed is not None and parsed.tzinfo is None and settings.USE_TZ:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed

@@ -1,0 +1,119 @@
+"""Completion writes: the outcomes of a batch of attempts in one statement."""
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connections, transaction
+
+from .models import Job
+
+logger = logging.getLogger("djtasks")
+
+TABLE = Job._meta.db_table
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one attempt ended, waiting to be written."""
+
+    job_id: object
+    status: str  # SUCCESSFUL, FAILED, READY (retry), EXPIRED or CANCELLED
+    finished_at: datetime | None
+    return_value: object = None
+    error: dict | None = None
+    # For a retry: when the job may be claimed again.
+    available_at: datetime | None = None
+
+
+# Every UPDATE below matches on the worker that claimed the row and on
+# status RUNNING: if the job was rescued meanwhile (this worker was thought
+# dead) and handed to another worker, this stale outcome changes nothing.
+POSTGRESQL = f"""
+UPDATE {TABLE} AS job SET
+    status = outcome.status,
+    finished_at = outcome.finished_at,
+    return_value = outcome.return_value,
+    errors = CASE WHEN outcome.error IS NULL THEN job.errors
+                  ELSE job.errors || jsonb_build_array(outcome.error) END,
+    available_at = COALESCE(outcome.available_at, job.available_at)
+FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::jsonb[],
+            %s::jsonb[], %s::timestamptz[])
+    AS outcome(id, status, finished_at, return_value, error, available_at)
+WHERE job.id = outcome.id AND job.worker_id = %s AND job.status = 'RUNNING'
+"""
+
+SQLITE = f"""
+UPDATE {TABLE} SET
+    status = %s,
+    finished_at = %s,
+    return_value = %s,
+    errors = CASE WHEN %s IS NULL THEN errors
+                  ELSE json_insert(errors, '$[#]', json(%s)) END,
+    available_at = COALESCE(%s, available_at)
+WHERE id = %s AND worker_id = %s AND status = 'RUNNING'
+"""
+
+
+def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
+    """Write ``outcomes`` in one transaction; return how many rows changed."""
+    if not outcomes:
+        return 0
+    connection = connections[database]
+    with transaction.atomic(using=database), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
+            written = cursor.rowcount
+        else:
+            cursor.executemany(SQLITE, _sqlite_params(connection, outcomes, worker_id))
+            written = cursor.rowcount
+    if written < len(outcomes):
+        logger.warning(
+            "%d of %d outcomes were not recorded: their jobs were rescued from "
+            "worker %s, which was thought dead.",
+            len(outcomes) - written,
+            len(outcomes),
+            worker_id,
+        )
+    return written
+
+
+def _json(value):
+    return None if value is None else json.dumps(value)
+
+
+def _postgresql_params(outcomes, worker_id):
+    return [
+        [outcome.job_id for outcome in outcomes],
+        [outcome.status for outcome in outcomes],
+        [outcome.finished_at for outcome in outcomes],
+        [_json_or_null(outcome) for outcome in outcomes],
+        [_json(outcome.error) for outcome in outcomes],
+        [outcome.available_at for outcome in outcomes],
+        worker_id,
+    ]
+
+
+def _json_or_null(outcome):
+    # A task that returned None stores JSON null only when it succeeded, so
+    # "no return value yet" (SQL NULL) stays distinguishable.
+    if outcome.status == "SUCCESSFUL":
+        return json.dumps(outcome.return_value)
+    return None
+
+
+def _sqlite_params(connection, outcomes, worker_id):
+    adapt = connection.ops.adapt_datetimefield_value
+    for outcome in outcomes:
+        error = _json(outcome.error)
+        yield [
+            outcome.status,
+            adapt(outcome.finished_at),
+            _json_or_null(outcome),
+            error,
+            error,
+            adapt(outcome.available_at),
+            outcome.job_id.hex,
+            worker_id,
+        ]

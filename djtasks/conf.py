@@ -1,0 +1,50 @@
+"""Every djtasks setting, with its default, read in one place.
+
+Process-wide settings live in the ``DJTASKS`` dict in settings.py::
+
+    DJTASKS = {"POLL_INTERVAL": 0.5, "STALE_AFTER": 20}
+
+Per-backend settings live in the backend's ``OPTIONS`` in ``TASKS``
+(see ``djtasks.backend.DatabaseBackend``).
+"""
+
+from django.conf import settings as django_settings
+
+DEFAULTS = {
+    # Seconds an idle worker waits between two polls when no NOTIFY wakes it
+    # (always on SQLite; the fallback on PostgreSQL).
+    "POLL_INTERVAL": 1.0,
+    # Seconds between two heartbeats of a worker process.
+    "HEARTBEAT_INTERVAL": 5.0,
+    # A worker whose last heartbeat is older than this many seconds is dead:
+    # its RUNNING jobs are rescued.
+    "STALE_AFTER": 30.0,
+    # Seconds between two rescue passes of a worker process.
+    "RESCUE_INTERVAL": 10.0,
+    # The largest number of jobs one claim statement hands out.
+    "MAX_CLAIM_BATCH": 100,
+    # The largest JSON payload (args + kwargs, in bytes) enqueue accepts.
+    "MAX_PAYLOAD_BYTES": 1_000_000,
+    # Retry backoff when a task does not set its own: the first retry waits
+    # BACKOFF_BASE seconds, then doubles each attempt, capped at BACKOFF_MAX.
+    "BACKOFF_BASE": 1.0,
+    "BACKOFF_MAX": 3600.0,
+    # Seconds a cancelled RUNNING job gets to notice before it is stopped by
+    # force.
+    "CANCEL_GRACE": 10.0,
+    # The channel LISTEN/NOTIFY uses on PostgreSQL.
+    "NOTIFY_CHANNEL": "djtasks",
+}
+
+
+class Settings:
+    """Attribute access to DJTASKS merged over the defaults."""
+
+    def __getattr__(self, name: str):
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown djtasks setting {name!r}.")
+        overrides = getattr(django_settings, "DJTASKS", {}) or {}
+        return overrides.get(name, DEFAULTS[name])
+
+
+settings = Settings()

@@ -1,0 +1,195 @@
+"""The executor: runs one claimed job and says how it ended.
+
+It never writes to the database itself: it returns an Outcome, and the
+worker writes a batch of them at once (djtasks.completion).
+"""
+
+import asyncio
+import json
+import logging
+import time
+import traceback
+from datetime import timedelta
+from inspect import iscoroutinefunction
+
+from django.utils import timezone
+
+from . import registry
+from .compat import framework_of, normalize_json, signals
+from .completion import Outcome
+from .exceptions import Retry
+from .results import to_task_result
+from .retry import backoff_delay, should_retry
+
+logger = logging.getLogger("djtasks")
+
+
+class Executor:
+    """Runs claimed jobs, one at a time, in the calling thread."""
+
+    def __init__(self, worker_id: str, backend_class):
+        self.worker_id = worker_id
+        # Standard signals are sent with the backend class as sender.
+        self.sender = backend_class
+        self._loop = None
+
+    def run(self, job) -> Outcome:
+        """Run one attempt of ``job`` (a claim.ClaimedJob)."""
+        started = time.monotonic()
+        if job.expires_at is not None and job.expires_at <= job.last_attempted_at:
+            return self._expired(job)
+        try:
+            task = registry.get(job.task_path)
+        except registry.UnknownTask as error:
+            return self._unrunnable(job, error)
+        result = to_task_result(job, task)
+        signals.task_started.send(self.sender, task_result=result)
+        try:
+            value = self._call(task, job, result)
+            value = _json_value(value)
+        except BaseException as error:  # noqa: BLE001 - any failure is recorded
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            outcome = self._failed(job, task, result, error)
+        else:
+            outcome = self._succeeded(job, task, result, value)
+        _log(job, outcome, time.monotonic() - started)
+        return outcome
+
+    def close(self):
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def _call(self, task, job, result):
+        args = job.args
+        if task.takes_context:
+            context_class = framework_of(task)["TaskContext"]
+            args = [context_class(task_result=result), *args]
+        if iscoroutinefunction(task.func):
+            # One event loop per executor thread, reused across jobs.
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            return self._loop.run_until_complete(task.func(*args, **job.kwargs))
+        return task.func(*args, **job.kwargs)
+
+    def _succeeded(self, job, task, result, value):
+        finished_at = timezone.now()
+        _set(result, task, status="SUCCESSFUL", finished_at=finished_at)
+        object.__setattr__(result, "_return_value", value)
+        signals.task_finished.send(self.sender, task_result=result)
+        _hook(task, "on_success", result)
+        return Outcome(job.id, "SUCCESSFUL", finished_at, return_value=value)
+
+    def _failed(self, job, task, result, error):
+        """Record a failed attempt; called inside the except block."""
+        now = timezone.now()
+        error_entry = self._error_entry(job, error, now)
+        result.errors.append(
+            framework_of(task)["TaskError"](
+                exception_class_path=error_entry["exception_class_path"],
+                traceback=error_entry["traceback"],
+            )
+        )
+        retry_at = self._retry_at(job, error, now)
+        if retry_at is None:
+            _set(result, task, status="FAILED", finished_at=now)
+            outcome = Outcome(job.id, "FAILED", now, error=error_entry)
+        else:
+            _set(result, task, status="READY")
+            outcome = Outcome(job.id, "READY", None, error=error_entry, available_at=retry_at)
+        # Sent while the exception is being handled, so the standard logging
+        # receiver records its traceback.
+        signals.task_finished.send(self.sender, task_result=result)
+        _hook(task, "on_failure" if retry_at is None else "on_retry", result)
+        return outcome
+
+    def _retry_at(self, job, error, now):
+        """When to run again after ``error``, or None for no retry."""
+        if job.attempts >= job.max_attempts:
+            return None
+        if isinstance(error, Retry):
+            delay = error.delay
+        elif should_retry(job.retry_policy, error):
+            delay = None
+        else:
+            return None
+        if delay is None:
+            delay = backoff_delay(job.retry_policy, job.attempts)
+        return now + timedelta(seconds=delay)
+
+    def _error_entry(self, job, error, now):
+        error_class = type(error)
+        return {
+            "exception_class_path": f"{error_class.__module__}.{error_class.__qualname__}",
+            "traceback": "".join(traceback.format_exception(error)),
+            "attempt": job.attempts,
+            "worker_id": self.worker_id,
+            "failed_at": now.isoformat(),
+        }
+
+    def _expired(self, job):
+        now = timezone.now()
+        logger.info(
+            "job %s task=%s queue=%s expired at %s before it started",
+            job.id,
+            job.task_path,
+            job.queue_name,
+            job.expires_at.isoformat(),
+        )
+        return Outcome(job.id, "EXPIRED", now)
+
+    def _unrunnable(self, job, error):
+        """A row naming no registered task fails at once, never retried."""
+        now = timezone.now()
+        logger.error("job %s task=%s cannot run: %s", job.id, job.task_path, error)
+        entry = {
+            "exception_class_path": "djtasks.registry.UnknownTask",
+            "traceback": f"{error}\n",
+            "attempt": job.attempts,
+            "worker_id": self.worker_id,
+            "failed_at": now.isoformat(),
+        }
+        return Outcome(job.id, "FAILED", now, error=entry)
+
+
+def _json_value(value):
+    """The return value as JSON data, or a TypeError saying why not."""
+    try:
+        value = normalize_json(value)
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"The task returned a value that is not JSON-serialisable: {error}"
+        ) from error
+    return value
+
+
+def _set(result, task, status, finished_at=None):
+    # TaskResult is a frozen dataclass; the executor owns this copy.
+    status_class = framework_of(task)["TaskResultStatus"]
+    object.__setattr__(result, "status", status_class(status))
+    object.__setattr__(result, "finished_at", finished_at)
+
+
+def _hook(task, name, result):
+    hook = getattr(task, name, None)
+    if hook is None:
+        return
+    try:
+        hook(result)
+    except Exception:
+        logger.exception("%s hook of %s failed for job %s", name, task.module_path, result.id)
+
+
+def _log(job, outcome, duration):
+    logger.info(
+        "job %s task=%s queue=%s attempt=%d/%d outcome=%s duration=%.3fs",
+        job.id,
+        job.task_path,
+        job.queue_name,
+        job.attempts,
+        job.max_attempts,
+        outcome.status,
+        duration,
+    )

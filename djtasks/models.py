@@ -1,0 +1,262 @@
+"""The tables: one row per job (also its stored result) and per worker."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    """A superset of Django's TaskResultStatus; see ``STANDARD_STATUS``."""
+
+    READY = "READY", "Ready"
+    RUNNING = "RUNNING", "Running"
+    SUCCESSFUL = "SUCCESSFUL", "Successful"
+    FAILED = "FAILED", "Failed"
+    CANCELLED = "CANCELLED", "Cancelled"
+    EXPIRED = "EXPIRED", "Expired"
+
+
+# How each status looks through the standard TaskResult.status.
+STANDARD_STATUS = {
+    JobStatus.READY: "READY",
+    JobStatus.RUNNING: "RUNNING",
+    JobStatus.SUCCESSFUL: "SUCCESSFUL",
+    JobStatus.FAILED: "FAILED",
+    JobStatus.CANCELLED: "FAILED",
+    JobStatus.EXPIRED: "FAILED",
+}
+
+FINISHED_STATUSES = (
+    JobStatus.SUCCESSFUL,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.EXPIRED,
+)
+
+
+class Worker(models.Model):
+    """One worker process; its heartbeat says whether it is alive."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    backend = models.CharField(max_length=100, default="default")
+    queues = models.JSONField(default=list)
+    concurrency = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["last_heartbeat_at"])]
+
+    def __str__(self):
+        return f"{self.hostname}:{self.pid} ({self.id})"
+
+
+def default_time_zone():
+    return settings.TIME_ZONE
+
+
+class MisfirePolicy(models.TextChoices):
+    """What beat does with runs missed while no beat was up."""
+
+    LATEST = "latest", "Run once, for the latest missed time"
+    ALL = "all", "Run every missed time (up to the cap)"
+    SKIP = "skip", "Skip missed runs"
+
+
+class Schedule(models.Model):
+    """A periodic (cron or interval) or one-off job, kept in the database."""
+
+    name = models.CharField(max_length=200, unique=True)
+    task_path = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    queue_name = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0)
+
+    # Exactly one of cron, interval or run_at says when it runs.
+    cron = models.CharField(max_length=100, blank=True)
+    interval = models.DurationField(null=True, blank=True)
+    run_at = models.DateTimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default=default_time_zone)
+
+    enabled = models.BooleanField(default=True)
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    misfire_policy = models.CharField(
+        max_length=10, choices=MisfirePolicy.choices, default=MisfirePolicy.LATEST
+    )
+    # With misfire_policy "all": at most this many missed runs per catch-up.
+    misfire_cap = models.PositiveIntegerField(default=100)
+    # Do not enqueue while the previous run is still READY or RUNNING.
+    skip_if_running = models.BooleanField(default=False)
+    # Declared in code (synced by name when beat starts) or made in the admin.
+    declared_in_code = models.BooleanField(default=False)
+
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_job = models.ForeignKey(
+        "Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
+    )
+    run_count = models.PositiveIntegerField(default=0)
+    # Why beat last skipped this schedule (e.g. its task disappeared).
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            # Beat reads the enabled schedules that are due.
+            models.Index(
+                fields=["next_run_at"],
+                condition=Q(enabled=True),
+                name="djtasks_schedule_due",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Job(models.Model):
+    """One enqueued call of a task, and the stored result of running it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task_path = models.CharField(max_length=255)
+    backend = models.CharField(max_length=100, default="default")
+    queue_name = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.READY)
+
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    # The run_after the caller asked for (None: as soon as possible).
+    run_after = models.DateTimeField(null=True, blank=True)
+    # When the job may next be claimed: run_after or the enqueue time at
+    # first, pushed forward by retry backoff. Never NULL, so the claim index
+    # orders every ready row without a sentinel value.
+    available_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Not started by then: the job never runs and ends EXPIRED.
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    # The attempt counter lives in its own column (it is len(worker_ids)) so
+    # the claim and the rescue can compare it with max_attempts in SQL on
+    # every database.
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    # Backoff and retry_on, as given to the task (see djtasks.retry).
+    retry_policy = models.JSONField(default=dict, blank=True)
+    # Hard time limit of one attempt, in seconds.
+    timeout = models.FloatField(null=True, blank=True)
+
+    worker = models.ForeignKey(
+        Worker,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
+        related_name="jobs",
+    )
+    worker_ids = models.JSONField(default=list, blank=True)
+    return_value = models.JSONField(null=True, blank=True)
+    # One entry per failed attempt: exception_class_path, traceback, attempt,
+    # worker_id, failed_at.
+    errors = models.JSONField(default=list, blank=True)
+    # {"current": int, "total": int | None, "message": str}
+    progress = models.JSONField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # NULL, not "", for "no key": the unique constraint ignores NULLs.
+    unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+
+    # The schedule run that enqueued this job, if any.
+    schedule = models.ForeignKey(
+        Schedule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+
+    # The model row this job is about (enqueue(..., about=instance)).
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    object_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    about = GenericForeignKey("content_type", "object_id")
+
+    class Meta:
+        ordering = ["-enqueued_at"]
+        indexes = [
+            # The claim reads ready rows of one queue, highest priority first,
+            # then oldest due. Partial, so its size follows the backlog, not
+            # the history.
+            models.Index(
+                fields=["queue_name", "-priority", "available_at"],
+                condition=Q(status="READY"),
+                name="djtasks_job_ready",
+            ),
+            # The rescue looks up running rows by worker.
+            models.Index(
+                fields=["worker"],
+                condition=Q(status="RUNNING"),
+                name="djtasks_job_running",
+            ),
+            models.Index(fields=["status", "-enqueued_at"], name="djtasks_job_status"),
+            models.Index(fields=["task_path"], name="djtasks_job_task"),
+            models.Index(
+                fields=["content_type", "object_id"],
+                condition=Q(object_id__isnull=False),
+                name="djtasks_job_about",
+            ),
+        ]
+        constraints = [
+            # Each run of a schedule is enqueued once, however many beats run.
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_at"],
+                name="djtasks_job_one_per_schedule_run",
+            ),
+            # At most one live (ready or running) job per unique key; a
+            # database constraint, so two enqueuers cannot race past it.
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(status__in=["READY", "RUNNING"]) & Q(unique_key__isnull=False),
+                name="djtasks_job_unique_live_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100) & Q(priority__lte=100),
+                name="djtasks_job_priority_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.task_path} [{self.status}] {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None

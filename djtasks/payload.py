@@ -1,0 +1,43 @@
+"""Check the arguments of an enqueued call: JSON only, bounded in size."""
+
+import json
+
+from .compat import normalize_json
+from .exceptions import ArgumentNotSerializable, PayloadTooLarge
+
+
+def prepare_arguments(task_path: str, args, kwargs, max_bytes: int):
+    """Return (args, kwargs) as JSON data, or raise a clear error.
+
+    Uses the standard framework's normaliser (tuples become lists, bytes
+    become str), so a stored job reads back like the standard TaskResult.
+    """
+    try:
+        args = normalize_json(list(args))
+        kwargs = normalize_json(dict(kwargs))
+        # allow_nan=False: PostgreSQL's jsonb rejects NaN and Infinity.
+        size = len(json.dumps([args, kwargs], allow_nan=False))
+    except (TypeError, ValueError):
+        _raise_for_first_bad_argument(task_path, args, kwargs)
+        raise
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"The arguments of {task_path} take {size} bytes as JSON, more than "
+            f"the limit of {max_bytes} (DJTASKS['MAX_PAYLOAD_BYTES']). Store "
+            f"large data in a model or a file and pass its id."
+        )
+    return args, kwargs
+
+
+def _raise_for_first_bad_argument(task_path, args, kwargs):
+    named = [(f"Argument {index}", value) for index, value in enumerate(args)]
+    named += [(f"Keyword argument {name!r}", value) for name, value in kwargs.items()]
+    for where, value in named:
+        try:
+            json.dumps(normalize_json(value), allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ArgumentNotSerializable(
+                f"{where} of {task_path} is not JSON-serialisable "
+                f"({type(value).__name__}: {error}). Pass ids and plain data, "
+                f"not objects."
+            ) from error

@@ -1,0 +1,50 @@
+"""When a failed attempt runs again: the policy kept on the row, and backoff."""
+
+import random
+
+from django.utils.module_loading import import_string
+
+from .conf import settings
+
+
+def policy_of(task) -> dict:
+    """The retry policy of ``task`` as JSON for the job row."""
+    policy = {}
+    for name in ("backoff", "backoff_max"):
+        value = getattr(task, name, None)
+        if value is not None:
+            policy[name] = value
+    if not getattr(task, "jitter", True):
+        policy["jitter"] = False
+    retry_on = getattr(task, "retry_on", ())
+    if retry_on:
+        policy["retry_on"] = [f"{cls.__module__}.{cls.__qualname__}" for cls in retry_on]
+    return policy
+
+
+def backoff_delay(policy: dict, attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+    Exponential (base, 2 base, 4 base, ...) capped at backoff_max; with
+    jitter, a random point between half and all of it.
+    """
+    base = policy.get("backoff", settings.BACKOFF_BASE)
+    cap = policy.get("backoff_max", settings.BACKOFF_MAX)
+    delay = min(cap, base * 2 ** (attempt - 1))
+    if policy.get("jitter", True):
+        delay = random.uniform(delay / 2, delay)
+    return delay
+
+
+def should_retry(policy: dict, error: BaseException) -> bool:
+    """Whether ``error`` is one the policy retries (all, when none listed)."""
+    paths = policy.get("retry_on")
+    if not paths:
+        return True
+    classes = []
+    for path in paths:
+        try:
+            classes.append(import_string(path))
+        except ImportError:
+            continue
+    return isinstance(error, tuple(classes))
