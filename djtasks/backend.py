@@ -4,10 +4,12 @@ import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.conf import settings as django_settings
+from django.contrib.contenttypes.models import ContentType
 from django.core import checks
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.utils import timezone
 
 from . import registry
@@ -16,14 +18,25 @@ from .compat import (
     InvalidTask,
     TaskResultDoesNotExist,
     is_module_level_function,
-    signals,
+    signals_of,
 )
 from .conf import settings
+from .insert import insert_job, insert_jobs
 from .models import Job, JobStatus
 from .payload import prepare_arguments
 from .results import to_task_result
 from .retry import policy_of
 from .task import DatabaseTask, expires_at
+
+# The state of a job that has not run yet, for building its TaskResult.
+NOT_STARTED = {
+    "started_at": None,
+    "last_attempted_at": None,
+    "finished_at": None,
+    "worker_ids": [],
+    "errors": [],
+    "return_value": None,
+}
 
 
 class DatabaseBackend(BaseTaskBackend):
@@ -63,36 +76,42 @@ class DatabaseBackend(BaseTaskBackend):
     def enqueue(self, task, args, kwargs):
         """Insert one job in the caller's transaction and return its result."""
         self.validate_task(task)
-        job = self._build_job(task, args, kwargs, timezone.now())
-        if job.unique_key is None:
-            job.save(force_insert=True, using=self.database)
+        values = self._job_values(task, args, kwargs, timezone.now())
+        if values["unique_key"] is None:
+            insert_job(self.database, values)
+            job = SimpleNamespace(**NOT_STARTED, **values)
         else:
-            job = self._save_unique(job)
+            job = self._save_unique(values)
         # A duplicate of a unique job may be another task that shares the key.
         same_task = job.task_path == task.module_path
         result = to_task_result(job, task if same_task else None)
-        signals.task_enqueued.send(type(self), task_result=result)
+        signals_of(result.task).task_enqueued.send(type(self), task_result=result)
         return result
 
     def bulk_enqueue(self, calls):
-        """Insert many jobs with one INSERT; ``calls`` is (task, args, kwargs)."""
+        """Insert many jobs in one statement; ``calls`` is (task, args, kwargs)."""
         calls = list(calls)
         now = timezone.now()
-        jobs = []
-        tasks = []
+        validated = set()
+        rows = []
         for task, args, kwargs in calls:
-            self.validate_task(task)
-            jobs.append(self._build_job(task, args, kwargs, now))
-            tasks.append(task)
-        if any(job.unique_key for job in jobs):
+            # Validating inspects the function's signature: once per task.
+            if id(task) not in validated:
+                self.validate_task(task)
+                validated.add(id(task))
+            rows.append(self._job_values(task, args, kwargs, now))
+        if any(row["unique_key"] for row in rows):
             # A unique job may turn out to be a duplicate; insert those one at
             # a time so each can fall back to the job already there.
             with transaction.atomic(using=self.database):
                 return [self.enqueue(*call) for call in calls]
-        Job.objects.using(self.database).bulk_create(jobs)
-        results = [to_task_result(job, task) for job, task in zip(jobs, tasks)]
+        insert_jobs(self.database, rows)
+        results = [
+            to_task_result(SimpleNamespace(**NOT_STARTED, **row), call[0])
+            for row, call in zip(rows, calls)
+        ]
         for result in results:
-            signals.task_enqueued.send(type(self), task_result=result)
+            signals_of(result.task).task_enqueued.send(type(self), task_result=result)
         return results
 
     def get_result(self, result_id):
@@ -131,42 +150,53 @@ class DatabaseBackend(BaseTaskBackend):
                 id="djtasks.W001",
             )
 
-    def _build_job(self, task, args, kwargs, now):
+    def _job_values(self, task, args, kwargs, now) -> dict:
+        """The fields of a new job row for this call, validated."""
         path = task.module_path
         args, kwargs = prepare_arguments(path, args, kwargs, settings.MAX_PAYLOAD_BYTES)
-        return Job(
-            id=uuid.uuid4(),
-            task_path=path,
-            backend=self.alias,
-            queue_name=task.queue_name,
-            priority=task.priority,
-            args=args,
-            kwargs=kwargs,
-            status=JobStatus.READY,
-            enqueued_at=now,
-            run_after=task.run_after,
-            available_at=task.run_after or now,
-            expires_at=expires_at(task, now),
-            max_attempts=getattr(task, "max_attempts", 1),
-            retry_policy=policy_of(task),
-            timeout=getattr(task, "timeout", None),
-            unique_key=unique_key_of(task, path, args, kwargs),
-        )
+        return {
+            "id": uuid.uuid4(),
+            "task_path": path,
+            "backend": self.alias,
+            "queue_name": task.queue_name,
+            "priority": task.priority,
+            "args": args,
+            "kwargs": kwargs,
+            "status": JobStatus.READY,
+            "enqueued_at": now,
+            "run_after": task.run_after,
+            "available_at": task.run_after or now,
+            "expires_at": expires_at(task, now),
+            "max_attempts": getattr(task, "max_attempts", 1),
+            "retry_policy": policy_of(task),
+            "timeout": getattr(task, "timeout", None),
+            "unique_key": unique_key_of(task, path, args, kwargs),
+            **self._about(getattr(task, "about", None)),
+        }
 
-    def _save_unique(self, job):
-        """Insert ``job``, or return the live job that already holds its key."""
+    def _about(self, instance) -> dict:
+        """The content_type/object_id columns for ``.using(about=instance)``."""
+        if instance is None:
+            return {}
+        if not isinstance(instance, models.Model) or instance.pk is None:
+            raise InvalidTask("about must be a saved model instance.")
+        content_type = ContentType.objects.db_manager(self.database).get_for_model(instance)
+        return {"content_type_id": content_type.pk, "object_id": str(instance.pk)}
+
+    def _save_unique(self, values):
+        """Insert a unique job, or return the live job that holds its key."""
         for _ in range(3):
             try:
                 # A savepoint, so a duplicate does not break the caller's
                 # transaction.
                 with transaction.atomic(using=self.database):
-                    job.save(force_insert=True, using=self.database)
-                return job
+                    insert_job(self.database, values)
+                return SimpleNamespace(**NOT_STARTED, **values)
             except IntegrityError:
                 existing = (
                     Job.objects.using(self.database)
                     .filter(
-                        unique_key=job.unique_key,
+                        unique_key=values["unique_key"],
                         status__in=[JobStatus.READY, JobStatus.RUNNING],
                     )
                     .first()
@@ -175,7 +205,7 @@ class DatabaseBackend(BaseTaskBackend):
                     return existing
                 # The holder finished between our INSERT and our SELECT: the
                 # key is free again, so try once more.
-        raise IntegrityError(f"Could not enqueue unique job {job.unique_key!r}.")
+        raise IntegrityError(f"Could not enqueue unique job {values['unique_key']!r}.")
 
 
 def unique_key_of(task, path, args, kwargs):

@@ -45,20 +45,35 @@ _SQLITE_RETURNING = ", ".join(COLUMNS)
 
 # PostgreSQL. FOR UPDATE SKIP LOCKED: rows another claimer has locked are
 # skipped, not waited for, so claimers never block each other and a row is
-# handed to one claimer only. The locking SELECT sits in a MATERIALIZED CTE
-# because, written as "WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
-# LOCKED)", the planner may run the sub-select more than once and lock (and
-# update) more than ``limit`` rows. The re-check of status in the UPDATE is
-# cheap insurance: only rows still READY change. The ORDER BY matches the
-# partial index djtasks_job_ready, so the scan stops after ``limit`` rows
-# whatever the size of the history.
+# handed to one claimer only.
+# - One LATERAL sub-select per queue, each an ordered scan of the partial
+#   index djtasks_job_ready (queue_name, priority DESC, available_at) that
+#   stops after ``limit`` rows, so the cost follows the batch size, not the
+#   backlog or the history. (A plain "queue_name IN (...)" cannot use the
+#   index order and sorts every ready row.) The best ``limit`` of those are
+#   kept; the few others locked on the way are released at commit, untouched.
+# - The locking SELECT sits in a MATERIALIZED CTE because, written as
+#   "WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)", the planner may
+#   run the sub-select more than once and lock (and update) more than
+#   ``limit`` rows.
+# - The UPDATE does not test status again: FOR UPDATE re-reads a row that
+#   changed since the snapshot and drops it if it is no longer READY, and the
+#   lock is held until commit. A second test is not only useless but costly:
+#   with a large history the planner then drives the UPDATE from the ready
+#   index instead of the primary key (236 ms against 3 ms per claim of 100).
 POSTGRESQL = f"""
 WITH claimable AS MATERIALIZED (
-    SELECT id FROM {TABLE}
-    WHERE status = 'READY' AND queue_name {{queue_test}} AND available_at <= %s
-    ORDER BY priority DESC, available_at
+    SELECT candidate.id
+    FROM unnest(%s::text[]) AS queue(name)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, available_at FROM {TABLE}
+        WHERE status = 'READY' AND queue_name = queue.name AND available_at <= %s
+        ORDER BY priority DESC, available_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    ) AS candidate
+    ORDER BY candidate.priority DESC, candidate.available_at
     LIMIT %s
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE {TABLE} AS job SET
     status = 'RUNNING',
@@ -68,7 +83,7 @@ UPDATE {TABLE} AS job SET
     started_at = COALESCE(job.started_at, %s),
     last_attempted_at = %s
 FROM claimable
-WHERE job.id = claimable.id AND job.status = 'READY'
+WHERE job.id = claimable.id
 RETURNING {_RETURNING}
 """
 
@@ -147,10 +162,8 @@ def _queue_test(queues):
 
 
 def _postgresql(worker_id, queues, limit, now):
-    queue_test, queue_params = _queue_test(queues)
-    sql = POSTGRESQL.format(queue_test=queue_test)
-    params = [*queue_params, now, limit, worker_id, worker_id, now, now]
-    return sql, params
+    params = [queues, now, limit, limit, worker_id, worker_id, now, now]
+    return POSTGRESQL, params
 
 
 def _sqlite(connection, worker_id, queues, limit, now):
@@ -166,8 +179,10 @@ def _to_claimed(row, vendor) -> ClaimedJob:
     if not isinstance(values["id"], uuid.UUID):
         values["id"] = uuid.UUID(values["id"])
     for column in ("args", "kwargs", "retry_policy", "worker_ids", "errors"):
-        if isinstance(values[column], str):
-            values[column] = json.loads(values[column])
+        value = values[column]
+        if isinstance(value, str):
+            # Most rows hold empty defaults here; skip the JSON parser for them.
+            values[column] = _EMPTY_JSON[value]() if value in _EMPTY_JSON else json.loads(value)
     if vendor == "sqlite":
         for column in (
             "enqueued_at",
@@ -180,10 +195,14 @@ def _to_claimed(row, vendor) -> ClaimedJob:
     return ClaimedJob(**values)
 
 
+_EMPTY_JSON = {"[]": list, "{}": dict}
+
+
 def _sqlite_datetime(value):
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)
+    if value is None:
+        return None
+    # Django's SQLite converters may already have made a (naive) datetime.
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
     # Django stores UTC without an offset on SQLite when USE_TZ is on.
     if parsed is not None and parsed.tzinfo is None and settings.USE_TZ:
         parsed = parsed.replace(tzinfo=UTC)

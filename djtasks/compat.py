@@ -80,3 +80,12 @@ def framework_of(task) -> dict:
         if isinstance(task, framework["Task"]):
             return framework
     raise TypeError(f"{task!r} is not a Task of django.tasks or django_tasks.")
+
+
+def signals_of(task):
+    """The signals module of the framework ``task`` belongs to.
+
+    A backport Task's receivers (its logging among them) listen on the
+    backport's signals, a Django Task's on Django's.
+    """
+    return framework_of(task)["signals"]

@@ -34,6 +34,19 @@ DEFAULTS = {
     "CANCEL_GRACE": 10.0,
     # The channel LISTEN/NOTIFY uses on PostgreSQL.
     "NOTIFY_CHANNEL": "djtasks",
+    # Idle workers LISTEN for new jobs on PostgreSQL. Set False behind a
+    # transaction-mode pooler (e.g. PgBouncer), where LISTEN cannot work;
+    # workers also detect that, warn and poll.
+    "LISTEN": True,
+    # Schedules declared in settings, by name (see djtasks.code_schedules), e.g.
+    # {"cleanup": {"task": "app.tasks.cleanup", "cron": "0 3 * * *"}}.
+    "SCHEDULES": {},
+    # The longest a beat sleeps between two ticks, in seconds: admin edits
+    # take effect within this time.
+    "BEAT_MAX_SLEEP": 1.0,
+    # A schedule run at most this many seconds late is on time; older runs
+    # were missed while no beat was up and follow the misfire policy.
+    "BEAT_MISFIRE_GRACE": 10.0,
 }
 
 

@@ -8,15 +8,14 @@ import asyncio
 import json
 import logging
 import time
-import traceback
 from datetime import timedelta
 from inspect import iscoroutinefunction
 
 from django.utils import timezone
 
 from . import registry
-from .compat import framework_of, normalize_json, signals
-from .completion import Outcome
+from .compat import framework_of, normalize_json, signals_of
+from .completion import Outcome, error_entry
 from .exceptions import Retry
 from .results import to_task_result
 from .retry import backoff_delay, should_retry
@@ -43,7 +42,7 @@ class Executor:
         except registry.UnknownTask as error:
             return self._unrunnable(job, error)
         result = to_task_result(job, task)
-        signals.task_started.send(self.sender, task_result=result)
+        signals_of(task).task_started.send(self.sender, task_result=result)
         try:
             value = self._call(task, job, result)
             value = _json_value(value)
@@ -77,30 +76,30 @@ class Executor:
         finished_at = timezone.now()
         _set(result, task, status="SUCCESSFUL", finished_at=finished_at)
         object.__setattr__(result, "_return_value", value)
-        signals.task_finished.send(self.sender, task_result=result)
+        signals_of(task).task_finished.send(self.sender, task_result=result)
         _hook(task, "on_success", result)
         return Outcome(job.id, "SUCCESSFUL", finished_at, return_value=value)
 
     def _failed(self, job, task, result, error):
         """Record a failed attempt; called inside the except block."""
         now = timezone.now()
-        error_entry = self._error_entry(job, error, now)
+        entry = error_entry(error, job.attempts, self.worker_id, now)
         result.errors.append(
             framework_of(task)["TaskError"](
-                exception_class_path=error_entry["exception_class_path"],
-                traceback=error_entry["traceback"],
+                exception_class_path=entry["exception_class_path"],
+                traceback=entry["traceback"],
             )
         )
         retry_at = self._retry_at(job, error, now)
         if retry_at is None:
             _set(result, task, status="FAILED", finished_at=now)
-            outcome = Outcome(job.id, "FAILED", now, error=error_entry)
+            outcome = Outcome(job.id, "FAILED", now, error=entry)
         else:
             _set(result, task, status="READY")
-            outcome = Outcome(job.id, "READY", None, error=error_entry, available_at=retry_at)
+            outcome = Outcome(job.id, "READY", None, error=entry, available_at=retry_at)
         # Sent while the exception is being handled, so the standard logging
         # receiver records its traceback.
-        signals.task_finished.send(self.sender, task_result=result)
+        signals_of(task).task_finished.send(self.sender, task_result=result)
         _hook(task, "on_failure" if retry_at is None else "on_retry", result)
         return outcome
 
@@ -118,16 +117,6 @@ class Executor:
             delay = backoff_delay(job.retry_policy, job.attempts)
         return now + timedelta(seconds=delay)
 
-    def _error_entry(self, job, error, now):
-        error_class = type(error)
-        return {
-            "exception_class_path": f"{error_class.__module__}.{error_class.__qualname__}",
-            "traceback": "".join(traceback.format_exception(error)),
-            "attempt": job.attempts,
-            "worker_id": self.worker_id,
-            "failed_at": now.isoformat(),
-        }
-
     def _expired(self, job):
         now = timezone.now()
         logger.info(
@@ -143,13 +132,7 @@ class Executor:
         """A row naming no registered task fails at once, never retried."""
         now = timezone.now()
         logger.error("job %s task=%s cannot run: %s", job.id, job.task_path, error)
-        entry = {
-            "exception_class_path": "djtasks.registry.UnknownTask",
-            "traceback": f"{error}\n",
-            "attempt": job.attempts,
-            "worker_id": self.worker_id,
-            "failed_at": now.isoformat(),
-        }
+        entry = error_entry(error, job.attempts, self.worker_id, now, f"{error}\n")
         return Outcome(job.id, "FAILED", now, error=entry)
 
 

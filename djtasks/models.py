@@ -131,6 +131,13 @@ class Schedule(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        # Cron parses, time zone exists, task registered, exactly one of
+        # cron/interval/run_at; then next_run_at follows an edited timing.
+        from .schedules import clean_schedule
+
+        clean_schedule(self)
+
 
 class Job(models.Model):
     """One enqueued call of a task, and the stored result of running it."""
@@ -194,12 +201,22 @@ class Job(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="jobs",
+        # Indexed by djtasks_job_one_per_schedule_run, whose first column it
+        # is. Every index on a column the claim and the completion change
+        # costs both writes, so no index here is kept twice.
+        db_index=False,
     )
     scheduled_at = models.DateTimeField(null=True, blank=True)
 
     # The model row this job is about (enqueue(..., about=instance)).
     content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        # Indexed by djtasks_job_about (content_type, object_id).
+        db_index=False,
     )
     object_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     about = GenericForeignKey("content_type", "object_id")
@@ -222,6 +239,16 @@ class Job(models.Model):
                 name="djtasks_job_running",
             ),
             models.Index(fields=["status", "-enqueued_at"], name="djtasks_job_status"),
+            # The admin's default list order (it adds -pk), newest first,
+            # without sorting the whole table.
+            models.Index(fields=["-enqueued_at", "-id"], name="djtasks_job_recent"),
+            # The dashboard's per-minute chart and pruning read finished rows
+            # by time.
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="djtasks_job_finished",
+            ),
             models.Index(fields=["task_path"], name="djtasks_job_task"),
             models.Index(
                 fields=["content_type", "object_id"],
@@ -231,8 +258,10 @@ class Job(models.Model):
         ]
         constraints = [
             # Each run of a schedule is enqueued once, however many beats run.
+            # Partial: most jobs come from no schedule, and stay out of it.
             models.UniqueConstraint(
                 fields=["schedule", "scheduled_at"],
+                condition=Q(schedule__isnull=False),
                 name="djtasks_job_one_per_schedule_run",
             ),
             # At most one live (ready or running) job per unique key; a

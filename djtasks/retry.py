@@ -30,7 +30,8 @@ def backoff_delay(policy: dict, attempt: int) -> float:
     """
     base = policy.get("backoff", settings.BACKOFF_BASE)
     cap = policy.get("backoff_max", settings.BACKOFF_MAX)
-    delay = min(cap, base * 2 ** (attempt - 1))
+    # The exponent is capped so a huge attempt count cannot overflow a float.
+    delay = min(cap, base * 2 ** min(attempt - 1, 60))
     if policy.get("jitter", True):
         delay = random.uniform(delay / 2, delay)
     return delay

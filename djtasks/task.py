@@ -24,6 +24,7 @@ OPTION_NAMES = (
     "on_success",
     "on_failure",
     "on_retry",
+    "about",
 )
 
 
@@ -60,6 +61,9 @@ class DatabaseTask(Task):
     on_success: Callable[[Any], None] | None = None
     on_failure: Callable[[Any], None] | None = None
     on_retry: Callable[[Any], None] | None = None
+    # The saved model instance the job is about (recorded on the row, see
+    # djtasks.admin.JobsAboutMixin); meant for .using(about=instance).
+    about: Any = None
 
     def __post_init__(self):
         if isinstance(self.retry_on, (type, list)):

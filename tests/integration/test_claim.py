@@ -1,0 +1,145 @@
+"""The claim: batch size, order, queues, one claimer per job, and its index."""
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+import djtasks
+from djtasks import claim as claim_module
+from djtasks.claim import claim
+from djtasks.models import Job, JobStatus
+from tests import tasks
+
+QUEUES = ["default", "emails", "other"]
+
+
+@pytest.mark.django_db
+def test_claim_marks_jobs_running_and_counts_the_attempt():
+    result = tasks.add.enqueue(1, 2)
+    now = timezone.now()
+
+    [claimed] = claim("default", "w1", QUEUES, 10, now)
+
+    assert str(claimed.id) == result.id
+    assert (claimed.task_path, claimed.args, claimed.attempts) == ("tests.tasks.add", [1, 2], 1)
+    assert claimed.worker_ids == ["w1"]
+    assert claimed.started_at == claimed.last_attempted_at == now
+    job = Job.objects.get(pk=result.id)
+    assert (job.status, job.worker_id, job.attempts, job.worker_ids) == (
+        "RUNNING",
+        "w1",
+        1,
+        ["w1"],
+    )
+    assert claim("default", "w2", QUEUES, 10, now) == []  # handed out once
+
+
+@pytest.mark.django_db
+def test_claim_takes_at_most_limit_jobs_in_priority_then_due_order():
+    now = timezone.now()
+    djtasks.bulk_enqueue(tasks.noop, [((), {})] * 5)
+    urgent = tasks.noop.using(priority=100).enqueue()
+    deferred = tasks.noop.using(run_after=now + timedelta(minutes=1)).enqueue()
+
+    first = claim("default", "w", QUEUES, 3, now + timedelta(seconds=1))
+    rest = claim("default", "w", QUEUES, 100, now + timedelta(seconds=1))
+
+    assert len(first) == 3
+    assert str(first[0].id) == urgent.id
+    assert len(rest) == 3
+    assert deferred.id not in {str(job.id) for job in first + rest}
+    assert Job.objects.filter(status=JobStatus.READY).get().pk == uuid.UUID(deferred.id)
+
+
+@pytest.mark.django_db
+def test_claim_reads_only_the_given_queues():
+    email = tasks.send_email.enqueue("x@example.com")
+    tasks.noop.enqueue()
+
+    claimed = claim("default", "w", ["emails"], 10, timezone.now())
+
+    assert [str(job.id) for job in claimed] == [email.id]
+
+
+@pytest.mark.django_db
+def test_claim_leaves_finished_and_running_jobs_alone():
+    for status in (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.RUNNING, JobStatus.EXPIRED):
+        Job.objects.create(task_path="tests.tasks.noop", status=status)
+
+    assert claim("default", "w", QUEUES, 10, timezone.now()) == []
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claimers_skip_each_others_locked_rows():
+    djtasks.bulk_enqueue(tasks.noop, [((), {})] * 10)
+    first_claimed = threading.Event()
+    second_done = threading.Event()
+    first = []
+
+    def hold_a_claim():
+        try:
+            # The outer transaction keeps the row locks after claim() returns.
+            with transaction.atomic():
+                first.extend(claim("default", "w1", QUEUES, 4, timezone.now()))
+                first_claimed.set()
+                second_done.wait(timeout=30)
+        finally:
+            first_claimed.set()
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_a_claim)
+    holder.start()
+    assert first_claimed.wait(timeout=30)
+    # SKIP LOCKED: returns at once with the rows the holder has not locked.
+    second = claim("default", "w2", QUEUES, 100, timezone.now())
+    second_done.set()
+    holder.join(timeout=30)
+
+    assert len(first) == 4
+    assert len(second) == 6
+    assert not {job.id for job in first} & {job.id for job in second}
+    assert Job.objects.filter(worker_id="w1").count() == 4
+    assert Job.objects.filter(worker_id="w2").count() == 6
+
+
+def _explain_claim(queues):
+    sql, params = claim_module._postgresql("explain-worker", queues, 100, timezone.now())
+    with connection.cursor() as cursor:
+        # EXPLAIN without ANALYZE plans the UPDATE but does not run it.
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db
+@pytest.mark.parametrize("queues", [["default"], QUEUES], ids=["one queue", "three queues"])
+def test_claim_uses_the_ready_index_whatever_the_history(queues):
+    long_ago = timezone.now() - timedelta(days=30)
+    finished = [
+        Job(
+            task_path="tests.tasks.noop",
+            queue_name=QUEUES[n % 3],
+            status=JobStatus.SUCCESSFUL if n % 10 else JobStatus.FAILED,
+            enqueued_at=long_ago,
+            available_at=long_ago,
+            finished_at=long_ago,
+        )
+        for n in range(20_000)
+    ]
+    Job.objects.bulk_create(finished, batch_size=5_000)
+    djtasks.bulk_enqueue(tasks.noop, [((), {})] * 30)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Job._meta.db_table}")
+
+    plan = _explain_claim(queues)
+
+    assert "djtasks_job_ready" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    # The UPDATE reaches the claimed rows by primary key; driven from the
+    # ready index instead, it costs ~100x more once the history is large.
+    assert "djtasks_job_pkey" in plan, plan
