@@ -2,10 +2,12 @@
 
 import json
 import logging
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connections, transaction
+from django.utils import timezone
 
 from .models import Job
 
@@ -27,13 +29,40 @@ class Outcome:
     available_at: datetime | None = None
 
 
+def class_path(value) -> str:
+    """The dotted path of an exception (or its class), as Job.errors stores it."""
+    cls = value if isinstance(value, type) else type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def error_entry(error, attempt, worker_id: str, failed_at, traceback_text=None) -> dict:
+    """One entry of Job.errors: what failed, where, and its traceback.
+
+    ``error`` is the exception (or its class); the traceback defaults to the
+    exception's own.
+    """
+    if traceback_text is None:
+        traceback_text = "".join(traceback.format_exception(error))
+    return {
+        "exception_class_path": class_path(error),
+        "traceback": traceback_text,
+        "attempt": attempt,
+        "worker_id": worker_id,
+        "failed_at": failed_at.isoformat(),
+    }
+
+
 # Every UPDATE below matches on the worker that claimed the row and on
 # status RUNNING: if the job was rescued meanwhile (this worker was thought
 # dead) and handed to another worker, this stale outcome changes nothing.
+# A retry (READY) of a job whose cancellation was requested while it ran
+# ends CANCELLED instead, so a cancel is never lost to a retry.
 POSTGRESQL = f"""
 UPDATE {TABLE} AS job SET
-    status = outcome.status,
-    finished_at = outcome.finished_at,
+    status = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
+                  THEN 'CANCELLED' ELSE outcome.status END,
+    finished_at = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
+                       THEN now() ELSE outcome.finished_at END,
     return_value = outcome.return_value,
     errors = CASE WHEN outcome.error IS NULL THEN job.errors
                   ELSE job.errors || jsonb_build_array(outcome.error) END,
@@ -46,8 +75,10 @@ WHERE job.id = outcome.id AND job.worker_id = %s AND job.status = 'RUNNING'
 
 SQLITE = f"""
 UPDATE {TABLE} SET
-    status = %s,
-    finished_at = %s,
+    status = CASE WHEN %s = 'READY' AND cancel_requested_at IS NOT NULL
+                  THEN 'CANCELLED' ELSE %s END,
+    finished_at = CASE WHEN %s = 'READY' AND cancel_requested_at IS NOT NULL
+                       THEN %s ELSE %s END,
     return_value = %s,
     errors = CASE WHEN %s IS NULL THEN errors
                   ELSE json_insert(errors, '$[#]', json(%s)) END,
@@ -105,10 +136,14 @@ def _json_or_null(outcome):
 
 def _sqlite_params(connection, outcomes, worker_id):
     adapt = connection.ops.adapt_datetimefield_value
+    now = adapt(timezone.now())
     for outcome in outcomes:
         error = _json(outcome.error)
         yield [
             outcome.status,
+            outcome.status,
+            outcome.status,
+            now,
             adapt(outcome.finished_at),
             _json_or_null(outcome),
             error,

@@ -1,0 +1,224 @@
+"""A claim thread: claim a batch, run it, record it, wait when idle.
+
+This is the hot path: per job it does one executor call plus a few
+attribute writes; the database sees one claim and one completion statement
+per batch, never a query per job.
+"""
+
+import logging
+import threading
+import time
+
+from django.db import DatabaseError, connections
+from django.utils import timezone
+
+from . import faults, rescue
+from .claim import claim
+from .completion import Outcome, class_path, error_entry
+from .conf import settings
+from .control import Cancelled
+from .executor import Executor
+
+logger = logging.getLogger("djtasks")
+
+# A thread claims as many jobs as it expects to finish within this many
+# seconds (at least one, at most MAX_CLAIM_BATCH), judging by how long
+# recent jobs took. Short jobs are claimed 100 at a time; slow ones one at a
+# time, so no job waits long behind a slow one.
+BATCH_TARGET_SECONDS = 0.05
+
+CANCELLED_PATH = class_path(Cancelled)
+
+
+class BatchSizer:
+    """Sizes the next claim from the mean duration of recent jobs."""
+
+    def __init__(self, maximum: int):
+        self.maximum = maximum
+        self.mean_seconds = BATCH_TARGET_SECONDS  # start cautiously: 1 job
+
+    def next_size(self) -> int:
+        if self.mean_seconds <= 0:
+            return self.maximum
+        fit = int(BATCH_TARGET_SECONDS / self.mean_seconds)
+        return max(1, min(self.maximum, fit))
+
+    def observe(self, jobs: int, seconds: float) -> None:
+        if jobs:
+            # An exponential mean, so one odd batch does not swing the size.
+            self.mean_seconds = 0.7 * self.mean_seconds + 0.3 * (seconds / jobs)
+
+
+class TaskBudget:
+    """How many more jobs a process may claim (--max-tasks-per-child)."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.claimed = 0
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` jobs; 0 once the budget is spent."""
+        if self.limit is None:
+            return wanted
+        with self._lock:
+            granted = max(0, min(wanted, self.limit - self.claimed))
+            self.claimed += granted
+        return granted
+
+    def give_back(self, count: int) -> None:
+        """Return reserved jobs the claim did not find."""
+        if self.limit is not None and count:
+            with self._lock:
+                self.claimed -= count
+
+
+class Claimer:
+    """The loop of one claim thread of a worker process (``owner``)."""
+
+    def __init__(self, owner, slot, index: int = 0):
+        self.owner = owner
+        self.slot = slot
+        # Where to publish hard deadlines for the supervisor (see
+        # WorkerProcess.status), if supervised.
+        self.status = owner.status
+        self.status_index = 1 + index
+        self.processed = 0
+        self._log_starts = logger.isEnabledFor(logging.DEBUG)
+
+    def run(self) -> None:
+        owner = self.owner
+        executor = Executor(owner.worker_id, type(owner.backend))
+        sizer = BatchSizer(settings.MAX_CLAIM_BATCH)
+        failures = 0
+        try:
+            while not owner.stopping.is_set():
+                # Noted before the claim: a NOTIFY that lands while the claim
+                # finds nothing makes the wait below return at once.
+                rings = owner.doorbell.rings
+                try:
+                    jobs = self._next_batch(sizer)
+                    if jobs:
+                        self._run_batch(executor, sizer, jobs)
+                except DatabaseError as error:
+                    # Outcomes stay in slot.pending and are written once the
+                    # database is back (the completion guard makes that safe).
+                    failures += 1
+                    owner.health.failed("claim/record", error)
+                    faults.close_connection(owner.database)
+                    owner.stopping.wait(faults.delay(failures))
+                    continue
+                failures = 0
+                owner.health.ok()
+                if jobs is None or (not jobs and owner.burst):
+                    break
+                if not jobs:
+                    owner.doorbell.wait(rings, owner.poll_interval)
+            if self.slot.pending:
+                self._record()
+        except DatabaseError as error:
+            # Left in slot.pending: the main thread tries again at exit.
+            owner.health.failed("record", error)
+        except Exception:
+            logger.exception("worker %s: claim thread failed; recycling", owner.worker_id)
+            owner.stop(recycle=True)
+        finally:
+            executor.close()
+            connections.close_all()
+
+    def _next_batch(self, sizer):
+        """Record what is pending, then claim; None once the task budget is spent."""
+        owner = self.owner
+        if self.slot.pending:
+            self._record()
+        size = owner.budget.take(sizer.next_size())
+        if size == 0:
+            logger.info("worker %s reached its task limit: recycling", owner.worker_id)
+            owner.stop(recycle=True)
+            return None
+        jobs = []
+        try:
+            jobs = claim(owner.database, owner.worker_id, owner.queues, size, timezone.now())
+        finally:
+            owner.budget.give_back(size - len(jobs))
+        return jobs
+
+    def _run_batch(self, executor, sizer, jobs) -> None:
+        owner = self.owner
+        pending = self.slot.pending
+        stopping = owner.stopping
+        started = time.monotonic()
+        ran = 0
+        for job in jobs:
+            if stopping.is_set():
+                break
+            requested = owner.cancel_watch.requested
+            if requested and job.id in requested:
+                # Cancelled after the claim, before it started: never run it.
+                pending.append(Outcome(job.id, "CANCELLED", timezone.now()))
+            else:
+                pending.append(self._run_one(executor, job))
+            ran += 1
+        sizer.observe(ran, time.monotonic() - started)
+        self.processed += ran
+        self._record()
+        if ran < len(jobs):
+            # Stopping: the claimed jobs that never started go back.
+            rescue.hand_back(owner.database, owner.worker_id, [job.id for job in jobs[ran:]])
+
+    def _run_one(self, executor, job) -> Outcome:
+        if self._log_starts:
+            logger.debug(
+                "job %s task=%s queue=%s attempt=%d/%d started",
+                job.id,
+                job.task_path,
+                job.queue_name,
+                job.attempts,
+                job.max_attempts,
+            )
+        slot = self.slot
+        started = time.monotonic()
+        # One tuple, so the watchdog never pairs a job with another's start.
+        slot.current = (job, started)
+        deadline = job.timeout is not None and self.status is not None
+        if deadline:
+            self.status[self.status_index] = started + job.timeout
+        try:
+            outcome = executor.run(job)
+        except Exception as error:  # noqa: BLE001 - e.g. a signal receiver raised
+            outcome = self._crashed(job, error)
+        finally:
+            slot.current = None
+            if deadline:
+                self.status[self.status_index] = 0.0
+        if outcome.status != "SUCCESSFUL" and outcome.error is not None:
+            outcome = self._cancelled_instead(job, outcome)
+        return outcome
+
+    def _cancelled_instead(self, job, outcome) -> Outcome:
+        """A failed attempt of a cancelled job ends CANCELLED, never retried."""
+        if (
+            job.id in self.owner.cancel_watch.requested
+            or outcome.error["exception_class_path"] == CANCELLED_PATH
+        ):
+            return Outcome(job.id, "CANCELLED", timezone.now())
+        return outcome
+
+    def _crashed(self, job, error) -> Outcome:
+        """The executor itself raised (outside the task): fail the attempt."""
+        logger.exception(
+            "job %s task=%s queue=%s attempt=%d/%d outcome=FAILED (error outside the task)",
+            job.id,
+            job.task_path,
+            job.queue_name,
+            job.attempts,
+            job.max_attempts,
+        )
+        now = timezone.now()
+        entry = error_entry(error, job.attempts, self.owner.worker_id, now)
+        return Outcome(job.id, "FAILED", now, error=entry)
+
+    def _record(self) -> None:
+        """Write the pending outcomes; on a database error they stay pending."""
+        faults.record_outcomes(self.owner.database, self.owner.worker_id, self.slot.pending)
+        self.slot.pending.clear()

@@ -1,0 +1,164 @@
+"""Cancellation: stored on the job row, so it works across hosts and restarts.
+
+From anywhere (a view, the shell, the admin)::
+
+    djtasks.cancel(result.id)      # or cancel(result)
+
+* a READY job becomes CANCELLED at once and never runs;
+* a RUNNING job gets ``cancel_requested_at``. Its worker sees the request
+  within about a second. A task that takes its context can stop early::
+
+      @djtasks.task(takes_context=True)
+      def export(context, ids):
+          for chunk in chunks(ids):
+              djtasks.control.raise_if_cancel_requested(context)
+              ...
+
+  The attempt then ends CANCELLED (never retried). A task that does not
+  stop within CANCEL_GRACE seconds is stopped by force: its worker process
+  is replaced and the job recorded CANCELLED.
+"""
+
+import time
+import uuid
+from enum import StrEnum
+
+from django.utils import timezone
+
+from .compat import task_backends
+
+
+class CancelResult(StrEnum):
+    """What cancel() did."""
+
+    CANCELLED = "cancelled"  # it was waiting: it will never run
+    REQUESTED = "requested"  # it is running: its worker was asked to stop it
+    FINISHED = "finished"  # it had already finished: nothing to do
+    NOT_FOUND = "not found"
+
+
+class Cancelled(Exception):  # noqa: N818 - reads like the status it leads to
+    """Raised inside a task to stop it after its job was cancelled."""
+
+
+def cancel(job, *, backend: str = "default"):
+    """Cancel one job (an id, a TaskResult or a Job); return a CancelResult.
+
+    Given a QuerySet of jobs, cancels them all and returns (cancelled,
+    requested) counts, as the admin action needs.
+    """
+    from django.db.models import QuerySet
+
+    if isinstance(job, QuerySet):
+        return cancel_many(job)
+    backend = getattr(job, "backend", None) or backend
+    database = _database(backend)
+    job_id = _job_id(job)
+    if job_id is None:
+        return CancelResult.NOT_FOUND
+    cancelled, requested = cancel_many(_jobs(database).filter(pk=job_id))
+    if cancelled:
+        return CancelResult.CANCELLED
+    if requested:
+        return CancelResult.REQUESTED
+    if _jobs(database).filter(pk=job_id).exists():
+        return CancelResult.FINISHED
+    return CancelResult.NOT_FOUND
+
+
+def cancel_many(jobs) -> tuple[int, int]:
+    """Cancel the ready jobs of a QuerySet, ask its running ones to stop."""
+    from django.db import transaction
+
+    from .models import JobStatus
+
+    now = timezone.now()
+    # Two guarded UPDATEs in one transaction. A job claimed between them is
+    # RUNNING by the second: on PostgreSQL the first UPDATE waits for the
+    # claim's row lock, then finds the row no longer READY and skips it.
+    with transaction.atomic(using=jobs.db):
+        cancelled = jobs.filter(status=JobStatus.READY).update(
+            status=JobStatus.CANCELLED, finished_at=now, cancel_requested_at=now
+        )
+        requested = jobs.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now
+        )
+    return cancelled, requested
+
+
+def is_cancel_requested(context) -> bool:
+    """Whether the running job of ``context`` (a TaskContext or TaskResult) was cancelled.
+
+    Inside a worker this is a dictionary lookup (the worker refreshes the
+    requests about once a second); elsewhere it reads the row.
+    """
+    result = getattr(context, "task_result", context)
+    job_id = uuid.UUID(str(result.id))
+    watch = CancelWatch.active
+    if watch is not None:
+        return job_id in watch.requested
+    return (
+        _jobs(_database(result.backend))
+        .filter(pk=job_id, cancel_requested_at__isnull=False)
+        .exists()
+    )
+
+
+def raise_if_cancel_requested(context) -> None:
+    """Raise Cancelled if the running job of ``context`` was cancelled."""
+    if is_cancel_requested(context):
+        raise Cancelled(f"job {getattr(context, 'task_result', context).id} was cancelled")
+
+
+class CancelWatch:
+    """A worker process's view of the cancel requests for the jobs it holds."""
+
+    # The watch of the worker running in this process, if any.
+    active = None
+
+    def __init__(self, database: str, worker_id: str):
+        self.database = database
+        self.worker_id = worker_id
+        # job id -> when the cancel was requested (epoch seconds). Replaced
+        # whole on refresh, so readers in other threads never see it half
+        # built.
+        self.requested: dict[uuid.UUID, float] = {}
+
+    def refresh(self) -> None:
+        """Read the cancel requests of this worker's RUNNING jobs."""
+        from .models import JobStatus
+
+        # Uses the partial index on running jobs by worker: a few rows.
+        rows = (
+            _jobs(self.database)
+            .filter(
+                worker_id=self.worker_id,
+                status=JobStatus.RUNNING,
+                cancel_requested_at__isnull=False,
+            )
+            .values_list("id", "cancel_requested_at")
+        )
+        self.requested = {job_id: at.timestamp() for job_id, at in rows}
+
+    def overdue(self, job_id, grace: float) -> bool:
+        """Whether the job was asked to stop more than ``grace`` seconds ago."""
+        requested_at = self.requested.get(job_id)
+        return requested_at is not None and time.time() - requested_at > grace
+
+
+def _database(backend: str) -> str:
+    return getattr(task_backends[backend], "database", "default")
+
+
+def _jobs(database):
+    from .models import Job
+
+    return Job.objects.using(database)
+
+
+def _job_id(job):
+    value = getattr(job, "id", job)
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None

@@ -1,0 +1,102 @@
+"""Hard limits on running attempts: timeouts and forced cancellation.
+
+A thread running Python code cannot be stopped from outside, so a job over
+its ``timeout`` (or cancelled and still running CANCEL_GRACE seconds later)
+is stopped by replacing its whole worker process. Before the process exits,
+its main thread records the victim's outcome and hands the other jobs of
+the process back to READY (djtasks.worker does that part).
+
+The watchdog only reads what claim threads publish in their Slot: one
+attribute write per job, so the hot path stays cheap.
+"""
+
+import sys
+import time
+import traceback
+from datetime import timedelta
+
+from django.utils import timezone
+
+from .completion import Outcome, error_entry
+from .retry import backoff_delay, should_retry
+
+
+class JobTimeout(TimeoutError):  # noqa: N818 - named like the outcome it records
+    """The attempt ran longer than its task's ``timeout``.
+
+    A TimeoutError, so ``retry_on=[TimeoutError]`` retries it.
+    """
+
+
+class Slot:
+    """What one claim thread is doing, as the watchdog sees it."""
+
+    __slots__ = ("current", "pending", "thread")
+
+    def __init__(self):
+        # (claimed job, time.monotonic() at its start) or None. One tuple,
+        # assigned at once, so the watchdog never pairs a job with another
+        # job's start time.
+        self.current = None
+        # Outcomes not yet written to the database.
+        self.pending = []
+        self.thread = None
+
+
+class Verdict:
+    """A job that must be stopped by force, and why."""
+
+    def __init__(self, slot: Slot, job, reason: str):
+        self.slot = slot
+        self.job = job
+        self.reason = reason  # "timeout" or "cancelled"
+
+
+def inspect(slots, cancel_watch, cancel_grace: float) -> Verdict | None:
+    """Return the first running job that must be stopped by force, if any."""
+    now = time.monotonic()
+    requested = cancel_watch.requested
+    for slot in slots:
+        current = slot.current
+        if current is None:
+            continue
+        job, started = current
+        if job.timeout is not None and now - started > job.timeout:
+            return Verdict(slot, job, "timeout")
+        if requested and cancel_watch.overdue(job.id, cancel_grace):
+            return Verdict(slot, job, "cancelled")
+    return None
+
+
+def outcome_of(verdict: Verdict, worker_id: str) -> Outcome:
+    """The outcome to record for a job stopped by force."""
+    now = timezone.now()
+    if verdict.reason == "cancelled":
+        return Outcome(verdict.job.id, "CANCELLED", now)
+    return timeout_outcome(verdict.job, worker_id, _stack_of(verdict.slot), now)
+
+
+def timeout_outcome(job, worker_id: str, stack: str, now) -> Outcome:
+    """FAILED with a JobTimeout error, or READY again if a retry is due."""
+    error = JobTimeout(f"job {job.id} ran longer than its timeout of {job.timeout:g} s")
+    entry = error_entry(error, job.attempts, worker_id, now, f"{stack}{entry_line(error)}")
+    if job.attempts < job.max_attempts and should_retry(job.retry_policy, error):
+        delay = backoff_delay(job.retry_policy, job.attempts)
+        return Outcome(
+            job.id, "READY", None, error=entry, available_at=now + timedelta(seconds=delay)
+        )
+    return Outcome(job.id, "FAILED", now, error=entry)
+
+
+def entry_line(error: BaseException) -> str:
+    return "".join(traceback.format_exception_only(error))
+
+
+def _stack_of(slot: Slot) -> str:
+    """Where the overrunning thread was when it was stopped, for the error entry."""
+    thread = slot.thread
+    frame = sys._current_frames().get(getattr(thread, "ident", None))
+    if frame is None:
+        return ""
+    lines = traceback.format_stack(frame)
+    return "Stack of the attempt when it was stopped:\n" + "".join(lines)

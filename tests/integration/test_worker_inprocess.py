@@ -1,0 +1,114 @@
+"""WorkerProcess run in this process (burst mode): the claim threads' rules."""
+
+import signal
+import time
+import uuid
+
+import pytest
+
+from djtasks.compat import signals
+from djtasks.models import Job, JobStatus, Worker
+from djtasks.worker import EXIT_RECYCLE, EXIT_STOPPED, WorkerProcess
+from tests import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def run_worker():
+    """Run a WorkerProcess in burst mode here; restore pytest's signal handlers."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def run(worker=None, **options):
+        worker = worker or WorkerProcess(burst=True, poll_interval=0.01, **options)
+        return worker, worker.run()
+
+    yield run
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_burst_runs_every_due_job_and_unregisters(run_worker):
+    ids = [tasks.add.enqueue(index, 1).id for index in range(30)]
+
+    worker, code = run_worker(threads=2)
+
+    assert code == EXIT_STOPPED
+    assert worker.processed == 30
+    assert set(Job.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        JobStatus.SUCCESSFUL
+    }
+    assert Worker.objects.get(pk=worker.worker_id).stopped_at is not None
+
+
+def test_a_receiver_that_raises_fails_the_job_not_the_worker(run_worker):
+    def broken_receiver(sender, task_result, **kwargs):
+        if task_result.task.func is tasks.failing.func:
+            raise RuntimeError("receiver bug")
+
+    signals.task_started.connect(broken_receiver, weak=False)
+    try:
+        broken = tasks.failing.enqueue().id
+        fine = tasks.noop.enqueue().id
+        _, code = run_worker()
+    finally:
+        signals.task_started.disconnect(broken_receiver)
+
+    assert code == EXIT_STOPPED
+    job = Job.objects.get(pk=broken)
+    assert job.status == JobStatus.FAILED
+    assert job.errors[0]["exception_class_path"] == "builtins.RuntimeError"
+    assert "receiver bug" in job.errors[0]["traceback"]
+    assert Job.objects.get(pk=fine).status == JobStatus.SUCCESSFUL
+
+
+def test_a_claimed_job_cancelled_before_it_starts_never_runs(run_worker):
+    job_id = tasks.ledger.enqueue("never").id
+    worker = WorkerProcess(burst=True, poll_interval=0.01)
+    worker.cancel_watch.requested = {uuid.UUID(job_id): time.time()}
+
+    run_worker(worker)
+
+    from tests.models import Ledger
+
+    assert Job.objects.get(pk=job_id).status == JobStatus.CANCELLED
+    assert not Ledger.objects.filter(job_id=job_id).exists()
+
+
+def test_a_task_raising_cancelled_ends_cancelled_not_retried(run_worker):
+    job_id = tasks.raises_cancelled.enqueue().id
+
+    run_worker()
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.CANCELLED and job.attempts == 1
+
+
+def test_max_tasks_stops_the_process_for_recycling(run_worker):
+    ids = [tasks.noop.enqueue().id for _ in range(5)]
+
+    worker, code = run_worker(max_tasks=3)
+
+    assert code == EXIT_RECYCLE
+    assert worker.processed == 3
+    statuses = list(Job.objects.filter(pk__in=ids).values_list("status", flat=True))
+    assert statuses.count(JobStatus.SUCCESSFUL) == 3
+    assert statuses.count(JobStatus.READY) == 2
+
+
+def test_an_outcome_the_database_refuses_fails_that_job_only(run_worker):
+    from django.db import connection
+
+    refused = tasks.returns_nul.enqueue().id
+    fine = tasks.add.enqueue(2, 2).id
+
+    _, code = run_worker()
+
+    assert code == EXIT_STOPPED
+    assert Job.objects.get(pk=fine).status == JobStatus.SUCCESSFUL
+    job = Job.objects.get(pk=refused)
+    if connection.vendor == "postgresql":  # jsonb has no NUL character
+        assert job.status == JobStatus.FAILED
+        assert "refused to store the outcome (SUCCESSFUL)" in job.errors[0]["traceback"]
+    else:
+        assert job.status == JobStatus.SUCCESSFUL and job.return_value == "a\x00b"

@@ -1,0 +1,197 @@
+"""Rescue, hand-back, heartbeats and cancellation against the real database."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+import djtasks
+from djtasks import heartbeat, rescue
+from djtasks.claim import claim
+from djtasks.completion import Outcome, record
+from djtasks.control import CancelResult, CancelWatch, cancel, cancel_many, is_cancel_requested
+from djtasks.models import Job, JobStatus, Worker
+from tests import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def start_worker(worker_id, heartbeat_age=0.0):
+    heartbeat.register("default", worker_id, backend="default", queues=["default"], concurrency=1)
+    Worker.objects.filter(id=worker_id).update(
+        last_heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age)
+    )
+
+
+def run(task, *args, worker_id="w-dead", **kwargs):
+    """Enqueue a job and claim it for ``worker_id``: it is RUNNING."""
+    job_id = task.enqueue(*args, **kwargs).id
+    claimed = claim("default", worker_id, ["default"], 100, timezone.now())
+    assert [str(job.id) for job in claimed] == [job_id]
+    return Job.objects.get(pk=job_id)
+
+
+def test_jobs_of_a_stale_worker_go_back_to_ready_with_a_worker_lost_entry():
+    start_worker("w-dead", heartbeat_age=120)
+    job = run(tasks.retry_once)  # max_attempts=3
+
+    assert rescue.rescue_stale("default", stale_after=30) == 1
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.READY
+    assert job.attempts == 1 and job.finished_at is None
+    [error] = job.errors
+    assert error["exception_class_path"] == "djtasks.rescue.WorkerLost"
+    assert "no heartbeat for 30 s" in error["traceback"]
+    assert error["worker_id"] == "w-dead" and error["attempt"] == 1
+
+
+def test_a_lost_job_on_its_last_attempt_fails():
+    start_worker("w-dead", heartbeat_age=120)
+    job = run(tasks.noop)
+
+    rescue.rescue_stale("default", stale_after=30)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.finished_at is not None
+    assert job.errors[0]["exception_class_path"] == "djtasks.rescue.WorkerLost"
+
+
+def test_live_workers_and_the_caller_keep_their_jobs():
+    start_worker("w-alive", heartbeat_age=1)
+    start_worker("w-me", heartbeat_age=120)
+    alive = run(tasks.noop, worker_id="w-alive")
+    mine = run(tasks.add, 1, 2, worker_id="w-me")
+
+    assert rescue.rescue_stale("default", stale_after=30, exclude="w-me") == 0
+
+    assert Job.objects.get(pk=alive.pk).status == JobStatus.RUNNING
+    assert Job.objects.get(pk=mine.pk).status == JobStatus.RUNNING
+
+
+def test_jobs_of_a_stopped_or_missing_worker_are_rescued_at_once():
+    start_worker("w-stopped")
+    heartbeat.unregister("default", "w-stopped")
+    stopped = run(tasks.retry_once, worker_id="w-stopped")
+    missing = run(tasks.retry_once, worker_id="w-never-registered")
+
+    assert rescue.rescue_stale("default", stale_after=30) == 2
+
+    assert set(Job.objects.filter(pk__in=[stopped.pk, missing.pk]).values_list("status")) == {
+        (JobStatus.READY,)
+    }
+
+
+def test_release_lost_names_the_reason():
+    job = run(tasks.retry_once, worker_id="w-child")
+
+    assert rescue.release_lost("default", "w-child", "killed by SIGKILL") == 1
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.READY
+    assert "killed by SIGKILL" in job.errors[0]["traceback"]
+
+
+def test_hand_back_does_not_count_the_attempt():
+    job = run(tasks.noop, worker_id="w-1")
+    assert job.attempts == 1 and job.worker_ids == ["w-1"]
+
+    assert rescue.hand_back("default", "w-1") == 1
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.READY
+    assert job.attempts == 0 and job.worker_ids == [] and job.started_at is None
+    assert job.errors == []
+
+
+def test_hand_back_of_chosen_jobs_only():
+    first = run(tasks.noop, worker_id="w-1")
+    second = run(tasks.noop, worker_id="w-1")
+    other_worker = run(tasks.noop, worker_id="w-2")
+
+    assert rescue.hand_back("default", "w-1", job_ids=[first.pk]) == 1
+    assert rescue.hand_back("default", "w-1", keep=[first.pk]) == 1
+    assert rescue.hand_back("default", "w-1", job_ids=[]) == 0
+
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert statuses[first.pk] == statuses[second.pk] == JobStatus.READY
+    assert statuses[other_worker.pk] == JobStatus.RUNNING
+
+
+def test_a_handed_back_job_whose_cancel_was_requested_ends_cancelled():
+    job = run(tasks.noop, worker_id="w-1")
+    assert cancel(job.pk) == CancelResult.REQUESTED
+
+    rescue.hand_back("default", "w-1")
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+
+
+def test_heartbeat_revives_a_missing_row():
+    start_worker("w-1")
+    assert heartbeat.beat("default", "w-1") is True
+    Worker.objects.filter(id="w-1").delete()
+    assert heartbeat.beat("default", "w-1") is False
+
+
+# --- cancellation ----------------------------------------------------------------------
+
+
+def test_cancel_a_ready_job():
+    result = tasks.noop.enqueue()
+
+    assert djtasks.cancel(result) == CancelResult.CANCELLED
+
+    job = Job.objects.get(pk=result.id)
+    assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+    assert claim("default", "w", ["default"], 10, timezone.now()) == []
+
+
+def test_cancel_a_running_job_records_the_request():
+    job = run(tasks.noop, worker_id="w-1")
+    result = tasks.noop.get_backend().get_result(str(job.pk))
+    assert is_cancel_requested(result) is False
+
+    assert cancel(str(job.pk)) == CancelResult.REQUESTED
+    assert cancel(str(job.pk)) == CancelResult.FINISHED  # already requested: nothing new
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.cancel_requested_at is not None
+    assert is_cancel_requested(result) is True
+
+
+def test_cancel_many_counts_what_it_did():
+    running = run(tasks.noop, worker_id="w-1").pk
+    ready = tasks.noop.enqueue().id
+    done = tasks.add.enqueue(1, 1).id
+    Job.objects.filter(pk=done).update(status=JobStatus.SUCCESSFUL)
+
+    assert cancel_many(Job.objects.filter(pk__in=[ready, running, done])) == (1, 1)
+    assert cancel(Job.objects.filter(pk=done)) == (0, 0)
+
+
+def test_cancel_watch_sees_requests_for_its_own_running_jobs():
+    mine = run(tasks.noop, worker_id="w-1")
+    other = run(tasks.noop, worker_id="w-2")
+    cancel(mine.pk)
+    cancel(other.pk)
+    watch = CancelWatch("default", "w-1")
+
+    watch.refresh()
+
+    assert set(watch.requested) == {mine.pk}
+    assert watch.overdue(mine.pk, grace=-1) is True
+    assert watch.overdue(mine.pk, grace=3600) is False
+
+
+def test_a_retry_of_a_job_cancelled_while_running_ends_cancelled():
+    job = run(tasks.retry_once, worker_id="w-1")
+    cancel(job.pk)
+    retry = Outcome(job.pk, "READY", None, available_at=timezone.now())
+
+    assert record("default", "w-1", [retry]) == 1
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.finished_at is not None
