@@ -5,7 +5,10 @@ app registry is ready); use ``djtasks.models`` for Job, Worker and JobStatus.
 """
 
 from .api import aenqueue, bulk_enqueue, enqueue
+from .code_schedules import periodic
+from .control import cancel
 from .exceptions import ArgumentNotSerializable, PayloadTooLarge, Retry
+from .progress import set_progress
 from .task import DatabaseTask, task
 
 __all__ = [
@@ -15,6 +18,9 @@ __all__ = [
     "Retry",
     "aenqueue",
     "bulk_enqueue",
+    "cancel",
     "enqueue",
+    "periodic",
+    "set_progress",
     "task",
 ]

@@ -21,6 +21,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 TASKS_FRAMEWORK_APPS = [] if find_spec("django.tasks") else ["django_tasks"]
 
 INSTALLED_APPS = [
+    # Before the admin, so djtasks' admin/index.html (which adds a link to the
+    # jobs dashboard) takes precedence over the admin's own.
+    "djtasks",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -28,7 +31,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     *TASKS_FRAMEWORK_APPS,
-    "djtasks",
     "example_project.demo",
 ]
 

@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 
 from example_project.demo import views
@@ -10,3 +12,8 @@ urlpatterns = [
     path("jobs/<uuid:job_id>.json", views.job_json, name="job-json"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.DEBUG:
+    # The demo serves its static files itself (admin CSS, djtasks' badges)
+    # when run under gunicorn with DEBUG on; production uses collectstatic.
+    urlpatterns += staticfiles_urlpatterns()

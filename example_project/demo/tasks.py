@@ -2,7 +2,11 @@
 
 import time
 
-from djtasks import task
+from django.utils import timezone
+
+from djtasks import set_progress, task
+
+from .models import Report
 
 
 @task
@@ -13,9 +17,12 @@ def add(a, b):
 
 @task(takes_context=True)
 def slow_count(context, seconds: int = 5):
-    """Slow: count for a few seconds."""
-    for _ in range(seconds):
-        time.sleep(1)
+    """Slow: count for a few seconds, reporting progress as it goes."""
+    steps = seconds * 4
+    for step in range(steps):
+        set_progress(context, step, total=steps, message=f"step {step + 1} of {steps}")
+        time.sleep(0.25)
+    set_progress(context, steps, total=steps, message="done")
     return {"counted": seconds, "attempt": context.attempt}
 
 
@@ -25,3 +32,17 @@ def flaky(context):
     if context.attempt < 3:
         raise RuntimeError(f"attempt {context.attempt} fails on purpose")
     return "third time lucky"
+
+
+@task(takes_context=True)
+def build_report(context, report_id: int, rows: int = 40):
+    """Build a report row by row; enqueued with .using(about=report)."""
+    report = Report.objects.get(pk=report_id)
+    for row in range(rows):
+        set_progress(context, row, total=rows, message=f"row {row + 1}")
+        time.sleep(0.05)
+    set_progress(context, rows, total=rows, message="done")
+    report.rows = rows
+    report.built_at = timezone.now()
+    report.save(update_fields=["rows", "built_at"])
+    return {"report": report.pk, "rows": rows}

@@ -1,50 +1,75 @@
-"""The demo pages: enqueue a job, watch it run."""
+"""The demo pages: enqueue a job, watch it run, follow it into the admin."""
 
 import random
+from datetime import timedelta
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from djtasks.models import Job
+from djtasks.progress import percent
 
-from .tasks import add, flaky, slow_count
+from .models import Report
+from .tasks import add, build_report, flaky, slow_count
+
+# How long the "scheduled for later" demo waits before it may run.
+LATER = timedelta(seconds=30)
+
+
+def _report():
+    report = Report.objects.create(title=f"Demo report {random.randint(1000, 9999)}")
+    return build_report.using(about=report).enqueue(report.pk)
+
 
 DEMOS = {
-    "add": lambda: add.enqueue(random.randint(1, 99), random.randint(1, 99)),
-    "slow": lambda: slow_count.enqueue(5),
-    "flaky": lambda: flaky.enqueue(),
+    "add": ("Add two numbers (quick)", lambda: add.enqueue(random.randint(1, 99), 7)),
+    "slow": ("Count for 5 seconds (slow, with progress)", lambda: slow_count.enqueue(5)),
+    "flaky": ("Fail twice, then succeed (retries)", lambda: flaky.enqueue()),
+    "later": (
+        "Add two numbers in 30 seconds (scheduled for later)",
+        lambda: add.using(run_after=LATER).enqueue(1, 2),
+    ),
+    "report": ("Build a report (a job bound to a model row)", _report),
 }
 
 
 def index(request):
-    jobs = Job.objects.order_by("-enqueued_at")[:20]
-    return render(request, "demo/index.html", {"jobs": jobs, "demos": DEMOS})
+    jobs = Job.objects.defer("args", "kwargs", "errors").order_by("-enqueued_at")[:20]
+    demos = [(name, label) for name, (label, _) in DEMOS.items()]
+    return render(request, "demo/index.html", {"jobs": jobs, "demos": demos})
 
 
 @require_POST
 def enqueue_demo(request, name):
     if name not in DEMOS:
         raise Http404(name)
-    result = DEMOS[name]()
+    result = DEMOS[name][1]()
     return redirect("job-detail", job_id=result.id)
 
 
 def job_detail(request, job_id):
     job = _job_or_404(job_id)
-    return render(request, "demo/job.html", {"job": job})
+    admin_url = reverse("admin:djtasks_job_change", args=[job.pk])
+    return render(request, "demo/job.html", {"job": job, "admin_url": admin_url})
 
 
 def job_json(request, job_id):
+    """The job's state for the polling job page."""
     job = _job_or_404(job_id)
+    progress = job.progress if isinstance(job.progress, dict) else None
     return JsonResponse(
         {
             "id": str(job.id),
             "task": job.task_path,
             "status": job.status,
             "attempts": job.attempts,
+            "max_attempts": job.max_attempts,
             "return_value": job.return_value,
             "errors": [error["exception_class_path"] for error in job.errors],
+            "progress": progress,
+            "percent": percent(progress),
             "finished": job.is_finished,
         }
     )

@@ -1,0 +1,84 @@
+"""What the admin does to jobs: retry, cancel (see djtasks.control) and run now.
+
+Each operation is a guarded UPDATE: the status condition sits in the WHERE
+clause, so a job that a worker claimed or finished between the admin's page
+load and the click is left alone rather than overwritten.
+"""
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import control, registry
+from .models import JobStatus
+
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def retry(jobs) -> int:
+    """Put failed or cancelled jobs back to READY with a fresh attempt budget.
+
+    The attempt counter and the errors of earlier attempts are kept (they
+    are the job's history); max_attempts grows by the task's budget instead.
+    One UPDATE per task (budgets differ by task); returns how many jobs were
+    put back.
+    """
+    retryable = jobs.filter(status__in=RETRYABLE)
+    paths = retryable.order_by().values_list("task_path", flat=True).distinct()
+    return sum(_retry_task(retryable.filter(task_path=path), path) for path in paths)
+
+
+def _retry_task(jobs, task_path: str) -> int:
+    try:
+        # A savepoint: if one job's unique key is held by a live job, the
+        # constraint refuses the whole statement; retry those rows one by one
+        # so the others still go back.
+        with transaction.atomic(using=jobs.db):
+            return _put_back(jobs, task_path)
+    except IntegrityError:
+        return sum(
+            _retry_one(jobs.filter(pk=pk), task_path) for pk in jobs.values_list("pk", flat=True)
+        )
+
+
+def _retry_one(job, task_path: str) -> int:
+    try:
+        with transaction.atomic(using=job.db):
+            return _put_back(job, task_path)
+    except IntegrityError:
+        return 0  # its unique key is taken: it stays as it was
+
+
+def _put_back(jobs, task_path: str) -> int:
+    return jobs.update(
+        status=JobStatus.READY,
+        max_attempts=F("attempts") + _budget(task_path),
+        available_at=timezone.now(),
+        started_at=None,
+        finished_at=None,
+        cancel_requested_at=None,
+        worker=None,
+        progress=None,
+    )
+
+
+def _budget(task_path: str) -> int:
+    """How many attempts a fresh run of this task gets."""
+    try:
+        return getattr(registry.get(task_path), "max_attempts", 1)
+    except registry.UnknownTask:
+        return 1
+
+
+def cancel(jobs) -> tuple[int, int]:
+    """Cancel ready jobs at once and ask running ones to stop: (cancelled, requested).
+
+    The worker side's djtasks.control does it, so the admin and the workers
+    share one cancellation protocol.
+    """
+    return control.cancel_many(jobs)
+
+
+def run_now(jobs) -> int:
+    """Make ready jobs claimable at once (whatever their run_after or backoff)."""
+    return jobs.filter(status=JobStatus.READY).update(available_at=timezone.now())

@@ -1,0 +1,104 @@
+"""The example site: demo buttons, the job page and its JSON view."""
+
+import uuid
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from djtasks.models import Job, JobStatus
+from example_project.demo.models import Report
+from example_project.demo.views import DEMOS, LATER
+
+pytestmark = pytest.mark.django_db
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_index_offers_every_demo(client):
+    body = client.get(reverse("index")).content.decode()
+    for name in ("add", "slow", "flaky", "later", "report"):
+        assert f'id="enqueue-{name}"' in body
+    assert reverse("admin:index") in body
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("add", "example_project.demo.tasks.add"),
+        ("slow", "example_project.demo.tasks.slow_count"),
+        ("flaky", "example_project.demo.tasks.flaky"),
+        ("later", "example_project.demo.tasks.add"),
+        ("report", "example_project.demo.tasks.build_report"),
+    ],
+)
+def test_each_demo_enqueues_its_job_and_shows_it(client, name, task):
+    response = client.post(reverse("enqueue-demo", args=[name]))
+    job = Job.objects.get()
+    assert job.task_path == task
+    assert response["Location"] == reverse("job-detail", args=[job.pk])
+    page = client.get(response["Location"]).content.decode()
+    assert reverse("job-json", args=[job.pk]) in page
+    assert reverse("admin:djtasks_job_change", args=[job.pk]) in page
+    assert 'id="progress-fill"' in page
+
+
+def test_later_demo_is_deferred():
+    before = timezone.now()
+    DEMOS["later"][1]()
+    job = Job.objects.get()
+    assert job.available_at >= before + LATER
+
+
+def test_report_demo_binds_the_job_to_the_report():
+    DEMOS["report"][1]()
+    job = Job.objects.get()
+    assert job.about == Report.objects.get()
+
+
+def test_demos_only_accept_post_and_known_names(client):
+    assert client.get(reverse("enqueue-demo", args=["add"])).status_code == 405
+    assert client.post(reverse("enqueue-demo", args=["rm-rf"])).status_code == 404
+    assert not Job.objects.exists()
+
+
+def test_json_view_reports_status_progress_and_result(client):
+    job = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        status=JobStatus.RUNNING,
+        attempts=1,
+        max_attempts=1,
+        progress={"current": 5, "total": 20, "message": "step 6 of 20"},
+    )
+    data = client.get(reverse("job-json", args=[job.pk])).json()
+    assert data["status"] == "RUNNING"
+    assert data["progress"] == {"current": 5, "total": 20, "message": "step 6 of 20"}
+    assert data["percent"] == 25.0
+    assert data["finished"] is False
+    Job.objects.filter(pk=job.pk).update(
+        status=JobStatus.FAILED,
+        errors=[{"exception_class_path": "builtins.RuntimeError", "traceback": "..."}],
+        return_value=None,
+    )
+    data = client.get(reverse("job-json", args=[job.pk])).json()
+    assert data["finished"] is True
+    assert data["errors"] == ["builtins.RuntimeError"]
+
+
+def test_json_view_without_progress(client):
+    job = Job.objects.create(task_path="example_project.demo.tasks.add", return_value=3)
+    data = client.get(reverse("job-json", args=[job.pk])).json()
+    assert data["progress"] is None and data["percent"] is None
+    assert data["return_value"] == 3
+
+
+def test_unknown_jobs_are_404(client):
+    assert client.get(reverse("job-json", args=[uuid.uuid4()])).status_code == 404
+    assert client.get(reverse("job-detail", args=[uuid.uuid4()])).status_code == 404
+
+
+def test_job_page_escapes_task_data(client):
+    job = Job.objects.create(task_path="example_project.demo.tasks.add", return_value=SCRIPT)
+    body = client.get(reverse("job-detail", args=[job.pk])).content.decode()
+    assert SCRIPT not in body
+    assert "&lt;script&gt;" in body
