@@ -1,0 +1,222 @@
+"""The measuring side of every system's driver, the same code for all.
+
+Each system has a small driver (``bench/systems/<name>/driver.py``) that runs
+inside that system's own virtualenv and knows only how to enqueue a no-op
+job, enqueue a latency probe and count unfinished jobs. Everything that is
+timed is timed here, identically for every system, so the figures compare.
+
+Only the standard library is used: this file is imported by every venv.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+# How often ``watch`` counts the unfinished jobs while a worker drains.
+# Shorter measures more finely but loads the database the worker uses.
+WATCH_INTERVAL = 0.025
+
+
+class Adapter:
+    """What a driver provides. Methods a system lacks stay None."""
+
+    def setup(self):
+        """Create the schema (migrations, tables)."""
+
+    def reset(self):
+        """Delete every job, finished or not."""
+        raise NotImplementedError
+
+    def enqueue_noop(self):
+        """Enqueue one no-op job, as a user's code would."""
+        raise NotImplementedError
+
+    # bulk_noop(n): enqueue n no-op jobs with the system's bulk API.
+    bulk_noop = None
+
+    def fill(self, count):
+        """Enqueue ``count`` no-op jobs as fast as the system allows."""
+        if self.bulk_noop is not None:
+            for start in range(0, count, 10_000):
+                self.bulk_noop(min(10_000, count - start))
+        else:
+            for _ in range(count):
+                self.enqueue_noop()
+
+    def enqueue_probe(self, path, index):
+        """Enqueue the latency probe task with these arguments."""
+        raise NotImplementedError
+
+    def remaining(self):
+        """How many jobs are not finished yet (queued or running)."""
+        raise NotImplementedError
+
+    def failed(self):
+        """How many jobs ended in failure (None: the system does not say)."""
+        return None
+
+    def extra(self, command, args):
+        """System-specific commands (djtasks: history rows)."""
+        raise SystemExit(f"unknown command {command!r}")
+
+
+def emit(payload):
+    """The driver's answer: one JSON line on stdout, read by run.py."""
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def main(adapter, argv=None):
+    """Dispatch ``driver.py COMMAND [ARGS]`` to the adapter and time it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, args = argv[0], argv[1:]
+    if command == "setup":
+        adapter.setup()
+        emit({"ok": True})
+    elif command == "reset":
+        adapter.reset()
+        emit({"ok": True})
+    elif command == "enqueue-one":
+        emit({"seconds": _time_one_by_one(adapter, int(args[0])), "jobs": int(args[0])})
+    elif command == "enqueue-bulk":
+        if adapter.bulk_noop is None:
+            emit({"unsupported": True})
+        else:
+            started = time.perf_counter()
+            adapter.bulk_noop(int(args[0]))
+            emit({"seconds": time.perf_counter() - started, "jobs": int(args[0])})
+    elif command == "fill":
+        adapter.fill(int(args[0]))
+        emit({"remaining": adapter.remaining()})
+    elif command == "remaining":
+        emit({"remaining": adapter.remaining()})
+    elif command == "wait-empty":
+        deadline = time.monotonic() + float(args[0])
+        while adapter.remaining() and time.monotonic() < deadline:
+            time.sleep(WATCH_INTERVAL)
+        emit({"remaining": adapter.remaining()})
+    elif command == "watch":
+        emit(watch(adapter, int(args[0]), float(args[1])))
+    elif command == "latency":
+        emit(latency(adapter, int(args[0]), float(args[1]), args[2], float(args[3])))
+    else:
+        adapter.extra(command, args)
+
+
+def _time_one_by_one(adapter, count):
+    enqueue = adapter.enqueue_noop
+    started = time.perf_counter()
+    for _ in range(count):
+        enqueue()
+    return time.perf_counter() - started
+
+
+def watch(adapter, expected, timeout):
+    """Time a drain of ``expected`` jobs by counting unfinished ones.
+
+    Prints "ready" once the jobs are all there, then polls. The rate is
+    taken between the first count below ``expected`` and the count of zero,
+    so worker start-up (Django, imports, first connection) is not in it.
+    """
+    remaining = adapter.remaining()
+    if remaining != expected:
+        return {"error": f"expected {expected} queued jobs, found {remaining}"}
+    print("ready", flush=True)
+    deadline = time.monotonic() + timeout
+    first = None
+    while time.monotonic() < deadline:
+        remaining = adapter.remaining()
+        now = time.time()
+        if first is None and remaining < expected:
+            first = (now, remaining)
+        if remaining == 0:
+            jobs = first[1]  # jobs finished between the two observations
+            seconds = now - first[0]
+            return {
+                "jobs": jobs,
+                "seconds": seconds,
+                "rate": jobs / seconds if seconds > 0 else None,
+                "first": first[0],
+                "done": now,
+                # A drain of failing jobs would be fast and meaningless.
+                "failed": adapter.failed(),
+            }
+        time.sleep(WATCH_INTERVAL)
+    return {"error": f"timeout after {timeout}s with {remaining} jobs left"}
+
+
+def read_probe_file(path):
+    """{index: start time} from the lines the probe task appended."""
+    starts = {}
+    try:
+        with open(path) as handle:
+            for line in handle:
+                parts = line.split()
+                if len(parts) == 2:
+                    starts[int(parts[0])] = float(parts[1])
+    except FileNotFoundError:
+        pass
+    return starts
+
+
+def wait_for_probes(path, indexes, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        starts = read_probe_file(path)
+        if all(index in starts for index in indexes) or time.monotonic() > deadline:
+            return starts
+        time.sleep(0.02)
+
+
+def latency(adapter, count, interval, path, timeout):
+    """Enqueue ``count`` probes ``interval`` s apart into an idle worker.
+
+    Latency = the probe's first line (time.time() in the worker) minus the
+    time just before the enqueue call. One warm-up probe runs first so the
+    worker is up, connected and idle when the measured ones arrive.
+    """
+    if os.path.exists(path):
+        os.unlink(path)
+    adapter.enqueue_probe(path, -1)
+    if -1 not in wait_for_probes(path, [-1], timeout):
+        return {"error": "the warm-up probe never started: is the worker running?"}
+    time.sleep(0.5)  # let the worker go idle again
+    enqueued = {}
+    started = time.monotonic()
+    for index in range(count):
+        # Keep to a fixed schedule, whatever each enqueue took.
+        delay = started + index * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        enqueued[index] = time.time()
+        adapter.enqueue_probe(path, index)
+    starts = wait_for_probes(path, list(range(count)), timeout)
+    missing = [index for index in range(count) if index not in starts]
+    if missing:
+        return {"error": f"{len(missing)} probes never started"}
+    millis = sorted((starts[index] - enqueued[index]) * 1000 for index in range(count))
+    return {
+        "p50": percentile(millis, 50),
+        "p95": percentile(millis, 95),
+        "p99": percentile(millis, 99),
+        "max": millis[-1],
+        "mean": statistics.fmean(millis),
+    }
+
+
+def percentile(ordered, pct):
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(1, round(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def record_start(path, index, started):
+    """Write down when a probe started; every system's probe task calls this.
+
+    The task itself takes ``started = time.time()`` as its first line.
+    """
+    # O_APPEND writes of one short line are not interleaved between processes.
+    with open(path, "a") as handle:
+        handle.write(f"{index} {started:.6f}\n")

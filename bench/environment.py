@@ -1,0 +1,230 @@
+"""What the benchmark runs on: virtualenvs, databases, Redis, the machine.
+
+Standard library only: run.py may be started by any Python 3.11+.
+"""
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+VENVS = BENCH / ".venvs"
+# Logs, probe files, SQLite files, raw results (BENCH_WORK_DIR: elsewhere).
+WORK = Path(os.environ.get("BENCH_WORK_DIR") or BENCH / ".work")
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/djtasks_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+
+# The interpreter for every venv: the same Python for all systems, so the
+# figures compare systems and not interpreters.
+PYTHON_VERSION = "3.13.0"
+
+# Each venv: what pip installs, by package name. djtasks comes from this
+# repository (editable), the peers from the package index.
+VENV_PACKAGES = {
+    "djtasks": ["django>=6.1,<6.2", "-e", str(REPO), "py-spy"],
+    "dtdb": ["django>=6.1,<6.2", "django-tasks-db", "psycopg[binary]", "django-environ"],
+    "procrastinate": ["procrastinate", "psycopg[binary]"],
+    "celery": ["celery[redis]"],
+}
+
+# The distributions whose versions the report names, per venv.
+VERSIONED = {
+    "baseline": ["psycopg"],
+    "djtasks": ["djtasks", "django", "psycopg"],
+    "dtdb": ["django-tasks-db", "django", "psycopg"],
+    "procrastinate": ["procrastinate", "psycopg"],
+    "celery": ["celery", "kombu", "redis"],
+}
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- virtualenvs -------------------------------------------------------------
+
+
+def base_python():
+    """The Python the venvs are made from: pyenv's 3.13 if there, else ours."""
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        found = subprocess.run(
+            [pyenv, "prefix", PYTHON_VERSION], capture_output=True, text=True, check=False
+        )
+        candidate = Path(found.stdout.strip()) / "bin" / "python"
+        if found.returncode == 0 and candidate.exists():
+            return str(candidate)
+    return sys.executable
+
+
+def venv_python(name):
+    return str(VENVS / name / "bin" / "python")
+
+
+def ensure_venv(name):
+    """Create venv ``name`` and install its packages, unless already done."""
+    venv = VENVS / name
+    stamp = venv / ".bench-stamp"
+    wanted = json.dumps(VENV_PACKAGES[name])
+    if stamp.exists() and stamp.read_text() == wanted:
+        return venv_python(name)
+    log(f"installing the {name} virtualenv (once)")
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([base_python(), "-m", "venv", str(venv)], check=True)
+    pip = [venv_python(name), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, *VENV_PACKAGES[name]], check=True)
+    stamp.write_text(wanted)
+    return venv_python(name)
+
+
+def versions(python, names):
+    code = (
+        "import importlib.metadata as m, json, sys, platform\n"
+        f"names = {names!r}\n"
+        "found = {}\n"
+        "for n in names:\n"
+        "    try: found[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "found['python'] = platform.python_version()\n"
+        "print(json.dumps(found))\n"
+    )
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+# -- PostgreSQL ----------------------------------------------------------------
+
+
+def database_url(base_url, suffix):
+    """``base_url`` with ``_suffix`` appended to the database name."""
+    parts = urlsplit(base_url)
+    name = parts.path.lstrip("/") or "djtasks_bench"
+    return urlunsplit(parts._replace(path=f"/{name}_{suffix}"))
+
+
+_PGADMIN = """
+import sys, psycopg
+from urllib.parse import urlsplit, urlunsplit
+action, url = sys.argv[1], sys.argv[2]
+parts = urlsplit(url)
+name = parts.path.lstrip("/")
+admin = urlunsplit(parts._replace(path="/postgres"))
+with psycopg.connect(admin, autocommit=True) as connection:
+    if action == "version":
+        print(connection.execute("SHOW server_version").fetchone()[0])
+        sys.exit()
+    # The name is ours (built by run.py), never user input; quote it anyway.
+    quoted = '"' + name.replace('"', '""') + '"'
+    connection.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    if action == "create":
+        connection.execute(f"CREATE DATABASE {quoted}")
+"""
+
+
+def pg_admin(python, action, url):
+    """create (drop first) / drop a database, or print the server version."""
+    done = subprocess.run(
+        [python, "-c", _PGADMIN, action, url], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+# -- Redis ----------------------------------------------------------------------
+
+
+def redis_ping(url):
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_version(url):
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=1) as sock:
+            sock.sendall(b"INFO server\r\n")
+            time.sleep(0.1)
+            text = sock.recv(65536).decode(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("redis_version:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def ensure_redis(url):
+    """Return (usable, process we started or None)."""
+    if redis_ping(url):
+        return True, None
+    server = shutil.which("redis-server")
+    if server is None:
+        return False, None
+    port = urlsplit(url).port or 6379
+    log(f"starting redis-server on port {port}")
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(50):
+        if redis_ping(url):
+            return True, process
+        time.sleep(0.1)
+    process.terminate()
+    return False, None
+
+
+# -- the machine ------------------------------------------------------------------
+
+
+def machine():
+    info = {
+        "cores": os.cpu_count(),
+        "cpu": "unknown",
+        "memory_gib": None,
+        "kernel": platform.release(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return info
+
+
+def cpu_busy_percent(seconds=2.0):
+    """How busy all cores are over ``seconds``: others' load before we start."""
+
+    def sample():
+        fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:8]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total_a, idle_a = sample()
+        time.sleep(seconds)
+        total_b, idle_b = sample()
+    except OSError:
+        return None
+    total = total_b - total_a
+    return round(100 * (1 - (idle_b - idle_a) / total), 1) if total else None

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Where a djtasks worker spends its time on a drain of no-op jobs.
+
+    python bench/profile_worker.py [--jobs 10000] [--quiet-log]
+
+Starts ``manage.py runworker --processes 1`` (idle), attaches py-spy to the
+worker process, enqueues the jobs in bulk, waits for the drain, and prints:
+the CPU time per job of the worker and of PostgreSQL, and the share of the
+worker's samples in each part of the job's path (claim, run, record, ...).
+The raw py-spy stacks are kept in bench/.work/profile.raw.
+
+Uses the djtasks venv of bench/run.py and the database DATABASE_URL names
+with the suffix ``_profile`` (created and dropped here).
+"""
+
+import argparse
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import environment as env  # noqa: E402
+from environment import BENCH, WORK, log  # noqa: E402
+
+PROJECT = BENCH / "systems" / "djtasks"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Parts of a job's path, matched against the frames of a sample from the
+# outermost in: the first part whose marker appears in the stack wins, so
+# list inner parts before the parts that contain them.
+PARTS = [
+    ("django.tasks log records (start/finish)", ("log_task_started", "log_task_finished")),
+    ("djtasks job log line", ("executor.py:_log", "_log (djtasks/executor.py")),
+    ("signals: other receivers / dispatch", ("Signal.send",)),
+    ("TaskResult building (to_task_result)", ("to_task_result",)),
+    ("return value JSON check", ("_json_value",)),
+    ("the task itself (no-op)", ("noop (bench_djtasks",)),
+    ("rest of Executor.run", ("Executor.run",)),
+    ("claim (SQL + row conversion)", ("claim (djtasks/claim.py",)),
+    ("record (completion SQL)", ("record (djtasks/completion.py",)),
+    ("rest of the claim loop", ("WorkerProcess._work", "Claimer.run")),
+    ("main thread chores (heartbeat, watchdog)", ("WorkerProcess._watch", "WorkerProcess.run")),
+    ("listener thread (NOTIFY)", ("Listener",)),
+]
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
+
+
+def postgres_pids():
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def children(pid):
+    found = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in path.read_text().split()]
+    return found
+
+
+def classify(raw_path):
+    """Samples per part, and the hottest leaf frames, from py-spy's raw output."""
+    parts = collections.Counter()
+    leaves = collections.Counter()
+    total = 0
+    for line in Path(raw_path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        count = int(count)
+        total += count
+        frames = stack.split(";")
+        for name, markers in PARTS:
+            if any(marker in stack for marker in markers):
+                parts[name] += count
+                break
+        else:
+            parts["other: " + frames[-1][:70]] += count
+        leaves[frames[-1]] += count
+    return total, parts, leaves
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    parser.add_argument("--quiet-log", action="store_true", help="django.tasks logger at WARNING")
+    options = parser.parse_args(argv)
+    WORK.mkdir(parents=True, exist_ok=True)
+    python = env.ensure_venv("djtasks")
+    spy = str(Path(python).parent / "py-spy")
+    url = env.database_url(os.environ.get("DATABASE_URL") or env.DEFAULT_DATABASE_URL, "profile")
+    environ = dict(os.environ, DATABASE_URL=url, PYTHONPATH=f"{BENCH}{os.pathsep}{PROJECT}")
+    environ.pop("DJANGO_SETTINGS_MODULE", None)
+    if options.quiet_log:
+        environ["BENCH_QUIET_TASK_LOG"] = "1"
+
+    def driver(*args):
+        return subprocess.run(
+            [python, "driver.py", *map(str, args)],
+            cwd=PROJECT,
+            env=environ,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    env.pg_admin(python, "create", url)
+    raw = WORK / "profile.raw"
+    supervisor = spy_process = None
+    try:
+        driver("setup")
+        supervisor = subprocess.Popen(
+            [python, "manage.py", "runworker", "--processes", "1"],
+            cwd=PROJECT,
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not children(supervisor.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = children(supervisor.pid)[0]
+        time.sleep(1.5)  # let it connect and go idle
+        spy_process = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(worker),
+                "--format",
+                "raw",
+                "--rate",
+                str(options.rate),
+                "--threads",
+                "--nonblocking",
+                "--output",
+                str(raw),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)
+        log(f"worker pid {worker}; enqueueing {options.jobs:,} jobs")
+        worker_cpu, pg_pids = cpu_seconds([worker]), postgres_pids()
+        pg_cpu = cpu_seconds(pg_pids)
+        started = time.time()
+        driver("fill", options.jobs)
+        driver("wait-empty", 600)
+        seconds = time.time() - started
+        worker_cpu = cpu_seconds([worker]) - worker_cpu
+        pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
+    finally:
+        if spy_process is not None:
+            spy_process.send_signal(signal.SIGINT)
+            spy_process.wait(timeout=30)
+        if supervisor is not None:
+            os.killpg(supervisor.pid, signal.SIGTERM)
+            supervisor.wait(timeout=30)
+        env.pg_admin(python, "drop", url)
+    jobs = options.jobs
+    print(f"{jobs:,} jobs enqueued and drained in {seconds:.2f} s (fill included)")
+    print(f"worker process CPU: {worker_cpu:.2f} s = {worker_cpu / jobs * 1e6:.0f} µs/job")
+    print(
+        f"PostgreSQL CPU (all backends, incl. the enqueue and polling): {pg_cpu:.2f} s "
+        f"= {pg_cpu / jobs * 1e6:.0f} µs/job"
+    )
+    total, parts, leaves = classify(raw)
+    print(f"\npy-spy samples of the worker (non-idle, all threads): {total}")
+    for name, count in parts.most_common(20):
+        print(f"{100 * count / total:5.1f}%  {name}")
+    print("\nhottest leaf frames:")
+    for name, count in leaves.most_common(15):
+        print(f"{100 * count / total:5.1f}%  {name[:110]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,620 @@
+#!/usr/bin/env python3
+"""Benchmark djtasks against its peers and a plain-SQL baseline, in one run.
+
+    python bench/run.py               # everything; writes docs/benchmarks.md
+    python bench/run.py --smoke       # djtasks only, tiny N, a few seconds
+    python bench/run.py --help
+
+DATABASE_URL names the PostgreSQL server and the base name of the databases
+this creates and drops (default postgres://postgres@127.0.0.1:5432/djtasks_bench
+gives djtasks_bench_djtasks, djtasks_bench_dtdb, ...). Celery uses REDIS_URL
+(default redis://127.0.0.1:6379/7; only that database number is flushed); a
+redis-server is started if none answers and one is installed.
+
+Each system runs in its own virtualenv under bench/.venvs/ (made on first
+use), with its worker started the way its users start it, and with the same
+driver protocol (bench/common.py) doing all the timing.
+"""
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import environment as env  # noqa: E402
+import report  # noqa: E402
+from environment import BENCH, REPO, WORK, log  # noqa: E402
+
+SYSTEMS = BENCH / "systems"
+
+
+class System:
+    """One system under test: where its driver is and how its workers start."""
+
+    def __init__(self, key, label, venv, directory, extra_env=None):
+        self.key = key
+        self.label = label
+        self.venv = venv
+        self.directory = SYSTEMS / directory
+        self.extra_env = dict(extra_env or {})
+        self.python = None  # set once the venv exists
+        self.url = None  # DATABASE_URL (or REDIS_URL for Celery)
+
+    def environ(self, **more):
+        environ = dict(os.environ)
+        # Never inherit another project's settings (pytest-django sets this):
+        # manage.py and the drivers then pick the benchmark project's own.
+        environ.pop("DJANGO_SETTINGS_MODULE", None)
+        paths = [str(BENCH), str(self.directory)]
+        if self.venv is None:  # smoke mode: djtasks from this checkout
+            paths.append(str(REPO))
+        environ["PYTHONPATH"] = os.pathsep.join(paths)
+        environ["DATABASE_URL"] = self.url or ""
+        environ.update(self.extra_env)
+        environ.update(more)
+        return environ
+
+    def driver(self, *args, timeout=900, **more_env):
+        """Run one driver command; return its JSON answer."""
+        done = subprocess.run(
+            [self.python, str(self.directory / "driver.py"), *map(str, args)],
+            cwd=self.directory,
+            env=self.environ(**more_env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(
+                f"{self.key} driver {' '.join(map(str, args))} failed "
+                f"(exit {done.returncode}):\n{done.stderr[-3000:]}"
+            )
+        answer = json.loads(lines[-1])
+        if "error" in answer:
+            raise RuntimeError(f"{self.key} driver {args[0]}: {answer['error']}")
+        return answer
+
+    def worker_commands(self, processes):
+        """The command lines that give ``processes`` worker processes."""
+        raise NotImplementedError
+
+
+class Baseline(System):
+    def __init__(self, batch, venv):
+        super().__init__(
+            f"baseline-{batch}",
+            f"plain psycopg, SKIP LOCKED, {batch} per statement, NOTIFY",
+            venv,
+            "baseline",
+        )
+        self.batch = batch
+
+    def worker_commands(self, processes):
+        command = [self.python, str(self.directory / "driver.py"), "worker", str(self.batch)]
+        return [command] * processes
+
+
+class Djtasks(System):
+    def __init__(self, venv):
+        super().__init__("djtasks", "djtasks, `manage.py runworker`", venv, "djtasks")
+        self._has_processes = None
+
+    def worker_commands(self, processes):
+        command = [self.python, "manage.py", "runworker"]
+        if self.has_processes_option():
+            # One supervisor with ``processes`` worker children (the default
+            # is one child per CPU, so it is always given).
+            return [[*command, "--processes", str(processes)]]
+        return [command] * processes
+
+    def has_processes_option(self):
+        if self._has_processes is None:
+            done = subprocess.run(
+                [self.python, "manage.py", "runworker", "--help"],
+                cwd=self.directory,
+                env=self.environ(),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            self._has_processes = "--processes" in done.stdout
+        return self._has_processes
+
+
+class Dtdb(System):
+    def __init__(self, venv):
+        super().__init__(
+            "dtdb", "django-tasks-db, `manage.py db_worker`, persistent connections", venv, "dtdb"
+        )
+
+    def worker_commands(self, processes):
+        return [[self.python, "manage.py", "db_worker"]] * processes
+
+
+class Procrastinate(System):
+    def __init__(self, venv):
+        super().__init__(
+            "procrastinate", "procrastinate, `procrastinate worker`", venv, "procrastinate"
+        )
+
+    def worker_commands(self, processes):
+        program = str(Path(self.python).parent / "procrastinate")
+        return [[program, "--app=bench_procrastinate.app", "worker"]] * processes
+
+
+class CeleryRedis(System):
+    def __init__(self, venv):
+        super().__init__(
+            "celery",
+            "Celery, Redis broker, results off, `worker --pool prefork -c N`",
+            venv,
+            "celery",
+        )
+
+    def environ(self, **more):
+        environ = super().environ(**more)
+        environ["REDIS_URL"] = self.url
+        return environ
+
+    def worker_commands(self, processes):
+        program = str(Path(self.python).parent / "celery")
+        return [
+            [program, "-A", "bench_celery", "worker", "--pool", "prefork", "-c", str(processes)]
+        ]
+
+
+def _die_with_parent():
+    """In the forked child: get SIGTERM when run.py dies, even by SIGKILL.
+
+    Workers run in their own session (so they can be stopped as a group);
+    without this, a killed run.py would leave them running.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
+# -- running workers -------------------------------------------------------------
+
+
+class Workers:
+    """Worker processes of one system, each in its own process group."""
+
+    def __init__(self, system, processes, **more_env):
+        self.system = system
+        self.processes = []
+        logs = WORK / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for index, command in enumerate(system.worker_commands(processes)):
+            output = open(logs / f"{system.key}-worker-{index}.log", "ab")  # noqa: SIM115
+            self.processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=system.directory,
+                    env=system.environ(**more_env),
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            )
+            output.close()
+
+    def pids(self):
+        """Every process of these workers (children too: prefork, --processes)."""
+        found = []
+        stack = [process.pid for process in self.processes]
+        while stack:
+            pid = stack.pop()
+            found.append(pid)
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                # A process may exit while we look.
+                with contextlib.suppress(OSError):
+                    stack.extend(int(child) for child in children.read_text().split())
+        return found
+
+    def rss_mb(self):
+        """The resident memory of each process, in MB."""
+        sizes = []
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+        return sizes
+
+    def alive(self):
+        return all(process.poll() is None for process in self.processes)
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            # A child that outlived its parent (prefork, supervisor) would go
+            # on claiming jobs from the next measurement: end the group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# -- the measurements --------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, options):
+        self.options = options
+        self.results = {}  # system key -> figure -> [values]
+        self.errors = {}  # system key -> message
+        self.labels = {}  # system key -> label, in the order measured
+
+    def add(self, system, figure, value):
+        self.labels.setdefault(system.key, system.label)
+        self.results.setdefault(system.key, {}).setdefault(figure, []).append(value)
+
+    def guarded(self, system, step, function, *args, **kwargs):
+        """Run one step; a failure is reported, and the run goes on."""
+        try:
+            function(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - one broken system must not stop the rest
+            message = f"{step}: {error}"
+            log(f"{system.key}: FAILED {message}")
+            self.errors.setdefault(system.key, []).append(message)
+
+    def enqueue(self, system):
+        options = self.options
+        for run in range(options.runs):
+            system.driver("reset")
+            answer = system.driver("enqueue-one", options.enqueue_jobs)
+            self.add(system, "enqueue_one", answer["jobs"] / answer["seconds"])
+            system.driver("reset")
+            answer = system.driver("enqueue-bulk", options.bulk_jobs)
+            if not answer.get("unsupported"):
+                self.add(system, "enqueue_bulk", answer["jobs"] / answer["seconds"])
+                self.add(system, "bulk_seconds", answer["seconds"])
+            log(f"{system.key}: enqueue run {run + 1} done")
+
+    def drain(self, system, processes, figure, reset=True, **worker_env):
+        """Fill the queue, start the workers, time the drain; once per run."""
+        jobs = self.options.jobs
+        for run in range(self.options.runs):
+            if reset:
+                system.driver("reset")
+            system.driver("fill", jobs)
+            watch = subprocess.Popen(
+                [
+                    system.python,
+                    str(system.directory / "driver.py"),
+                    "watch",
+                    str(jobs),
+                    str(self.options.timeout),
+                ],
+                cwd=system.directory,
+                env=system.environ(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                ready = watch.stdout.readline().strip()
+                if ready != "ready":
+                    raise RuntimeError(f"watch did not start: {ready} {watch.stderr.read()}")
+                with Workers(system, processes, **worker_env) as workers:
+                    answer = json.loads(watch.stdout.readline() or "{}")
+                    rss = workers.rss_mb()
+                    alive = workers.alive()
+            finally:
+                if watch.poll() is None:
+                    watch.kill()
+                watch.wait()
+            if "rate" not in answer:
+                raise RuntimeError(f"drain failed: {answer.get('error', answer)}")
+            if answer.get("failed"):
+                raise RuntimeError(f"{answer['failed']} jobs failed: see {WORK / 'logs'}")
+            if not alive:
+                raise RuntimeError("a worker process exited during the drain")
+            self.add(system, figure, answer["rate"])
+            if rss:
+                self.add(system, f"{figure}_rss", max(rss))
+            log(
+                f"{system.key}: {figure} run {run + 1}: {answer['rate']:,.0f} jobs/s, "
+                f"RSS {', '.join(f'{size:.0f}' for size in rss)} MB"
+            )
+
+    def latency(self, system):
+        options = self.options
+        system.driver("reset")
+        path = WORK / f"probes-{system.key}.txt"
+        with Workers(system, 1):
+            for run in range(options.runs):
+                answer = system.driver(
+                    "latency",
+                    options.latency_jobs,
+                    options.latency_interval,
+                    path,
+                    options.timeout,
+                )
+                for name in ("p50", "p95", "p99"):
+                    self.add(system, f"latency_{name}", answer[name])
+                log(
+                    f"{system.key}: latency run {run + 1}: p50 {answer['p50']:.1f} ms, "
+                    f"p99 {answer['p99']:.1f} ms"
+                )
+
+    def measure(self, system):
+        log(f"== {system.label}")
+        self.guarded(system, "setup", system.driver, "setup")
+        if system.key in self.errors:
+            return
+        self.guarded(system, "enqueue", self.enqueue, system)
+        self.guarded(system, "drain, 1 process", self.drain, system, 1, "drain_1")
+        self.guarded(system, "drain, 2 processes", self.drain, system, 2, "drain_2")
+        self.guarded(system, "latency", self.latency, system)
+
+    def djtasks_extras(self, system, sqlite_system):
+        options = self.options
+        if not options.smoke:
+            # Django's default LOGGING makes django.tasks build an INFO record
+            # for every start and finish; this is the same drain without them.
+            self.guarded(
+                system,
+                "drain, quiet log",
+                self.drain,
+                system,
+                1,
+                "drain_quiet_log",
+                True,
+                BENCH_QUIET_TASK_LOG="1",
+            )
+        if system.url and system.url.startswith("postgres") and options.history_rows:
+
+            def history():
+                system.driver("reset")
+                system.driver("history", options.history_rows, timeout=1800)
+                # The drained jobs join the history: no reset between runs.
+                self.drain(system, 1, "drain_history", False)
+                system.driver("reset")
+
+            self.guarded(system, "drain with history", history)
+        if sqlite_system is not None:
+            self.guarded(sqlite_system, "setup", sqlite_system.driver, "setup")
+            self.guarded(
+                sqlite_system, "drain on SQLite", self.drain, sqlite_system, 1, "drain_sqlite"
+            )
+
+
+def summarize(values):
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+        "runs": len(values),
+    }
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="djtasks only, tiny N, no virtualenvs (the test suite runs this)",
+    )
+    parser.add_argument(
+        "--systems",
+        default="baseline,djtasks,dtdb,procrastinate,celery",
+        help="comma-separated subset (default: all)",
+    )
+    parser.add_argument("--runs", type=int, help="runs per figure (default 3; smoke 1)")
+    parser.add_argument("--jobs", type=int, help="jobs per drain (default 10000)")
+    parser.add_argument("--enqueue-jobs", type=int, help="one-by-one enqueues per run (2000)")
+    parser.add_argument("--bulk-jobs", type=int, help="jobs per bulk enqueue (10000)")
+    parser.add_argument("--latency-jobs", type=int, help="probes per latency run (200)")
+    parser.add_argument(
+        "--latency-interval", type=float, default=0.05, help="seconds between probes (0.05)"
+    )
+    parser.add_argument(
+        "--history-rows", type=int, help="finished rows for the djtasks history drain (1000000)"
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite drain")
+    parser.add_argument(
+        "--timeout", type=float, help="seconds a drain or latency run may take (600; smoke 60)"
+    )
+    parser.add_argument(
+        "--output", help="report file (default docs/benchmarks.md; smoke: bench/.work/smoke.md)"
+    )
+    parser.add_argument("--keep-databases", action="store_true")
+    parser.add_argument(
+        "--report-from",
+        metavar="JSON",
+        help="measure nothing: rewrite the report from a results.json of an earlier run",
+    )
+    options = parser.parse_args(argv)
+    smoke = options.smoke
+    defaults = {
+        "runs": (1, 3),
+        "jobs": (200, 10_000),
+        "enqueue_jobs": (50, 2_000),
+        "bulk_jobs": (200, 10_000),
+        "latency_jobs": (10, 200),
+        "history_rows": (1_000, 1_000_000),
+        "timeout": (60, 600),
+    }
+    for name, (small, full) in defaults.items():
+        if getattr(options, name) is None:
+            setattr(options, name, small if smoke else full)
+    if options.output is None:
+        options.output = str(WORK / "smoke.md" if smoke else REPO / "docs" / "benchmarks.md")
+    if smoke:
+        options.systems = "djtasks"
+        options.latency_interval = min(options.latency_interval, 0.02)
+    options.systems = [name.strip() for name in options.systems.split(",") if name.strip()]
+    return options
+
+
+def build_systems(options, base_url):
+    """The systems to measure, with their venvs installed and databases made."""
+    systems = []
+    if options.smoke:
+        djtasks = Djtasks(None)
+        djtasks.python = sys.executable
+        systems.append(djtasks)
+    else:
+        djtasks_python = env.ensure_venv("djtasks")
+        wanted = options.systems
+        if "baseline" in wanted:
+            systems += [Baseline(1, "djtasks"), Baseline(100, "djtasks")]
+        if "djtasks" in wanted:
+            systems.append(Djtasks("djtasks"))
+        if "dtdb" in wanted:
+            systems.append(Dtdb("dtdb"))
+        if "procrastinate" in wanted:
+            systems.append(Procrastinate("procrastinate"))
+        if "celery" in wanted:
+            systems.append(CeleryRedis("celery"))
+        for system in systems:
+            system.python = (
+                djtasks_python if system.venv == "djtasks" else env.ensure_venv(system.venv)
+            )
+    for system in systems:
+        if isinstance(system, CeleryRedis):
+            system.url = redis_url()
+        elif base_url.startswith("sqlite"):
+            system.url = base_url
+        else:
+            suffix = "baseline" if isinstance(system, Baseline) else system.key
+            # Smoke runs may overlap (test suites of several checkouts): give
+            # each its own databases.
+            prefix = f"smoke{os.getpid()}_" if options.smoke else ""
+            system.url = env.database_url(base_url, prefix + suffix)
+    return systems
+
+
+def redis_url():
+    return os.environ.get("REDIS_URL") or env.DEFAULT_REDIS_URL
+
+
+def sqlite_variant(djtasks, options):
+    """The djtasks system again, on a fresh SQLite file."""
+    path = WORK / ("smoke.sqlite3" if options.smoke else "djtasks.sqlite3")
+    for leftover in WORK.glob(path.name + "*"):
+        leftover.unlink()
+    system = Djtasks(djtasks.venv)
+    system.key = "djtasks_sqlite"
+    system.label = "djtasks on SQLite (WAL, IMMEDIATE)"
+    system.python = djtasks.python
+    system.url = f"sqlite:///{path}"
+    return system
+
+
+def main(argv=None):
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    if options.report_from:
+        report.write(Path(options.output), json.loads(Path(options.report_from).read_text()))
+        return 0
+    # A SIGTERM unwinds like an error: workers stopped, databases dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    base_url = os.environ.get("DATABASE_URL") or env.DEFAULT_DATABASE_URL
+    if options.smoke and not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        base_url = f"sqlite:///{WORK / 'smoke-main.sqlite3'}"
+        for leftover in WORK.glob("smoke-main.sqlite3*"):
+            leftover.unlink()
+    context = {
+        "machine": env.machine(),
+        "busy_before": env.cpu_busy_percent(),
+        "load_before": os.getloadavg(),
+        "command": "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "options": {key: value for key, value in vars(options).items() if key != "output"},
+    }
+    systems = build_systems(options, base_url)
+    redis_process = None
+    if any(isinstance(system, CeleryRedis) for system in systems):
+        usable, redis_process = env.ensure_redis(redis_url())
+        if not usable:
+            log("no Redis and no redis-server: Celery is left out")
+            systems = [system for system in systems if not isinstance(system, CeleryRedis)]
+    pg_python = next(
+        (system.python for system in systems if system.venv in (None, "djtasks")), None
+    )
+    postgres = [system for system in systems if system.url.startswith("postgres")]
+    bench = Bench(options)
+    try:
+        for system in postgres:
+            env.pg_admin(pg_python, "create", system.url)
+        if postgres:
+            context["postgresql"] = env.pg_admin(pg_python, "version", postgres[0].url)
+        if any(isinstance(system, CeleryRedis) for system in systems):
+            context["redis"] = env.redis_version(redis_url())
+        context["versions"] = {}
+        for system in systems:
+            name = "baseline" if isinstance(system, Baseline) else system.venv or "djtasks"
+            if name not in context["versions"]:
+                context["versions"][name] = env.versions(system.python, env.VERSIONED[name])
+        for system in systems:
+            bench.measure(system)
+            if isinstance(system, Djtasks):
+                sqlite = None if options.no_sqlite else sqlite_variant(system, options)
+                if sqlite is not None and system.url.startswith("sqlite"):
+                    sqlite = None  # the main run was on SQLite already
+                bench.djtasks_extras(system, sqlite)
+    finally:
+        if not options.keep_databases:
+            for system in postgres:
+                try:
+                    env.pg_admin(pg_python, "drop", system.url)
+                except subprocess.CalledProcessError as error:
+                    log(f"could not drop {system.url}: {error.stderr}")
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait()
+    context["load_after"] = os.getloadavg()
+    context["seconds"] = time.time() - started
+    context["systems"] = {**bench.labels, **{s.key: s.label for s in systems}}
+    context["djtasks_processes_option"] = any(
+        isinstance(system, Djtasks) and system._has_processes for system in systems
+    )
+    summary = {
+        key: {figure: summarize(values) for figure, values in figures.items()}
+        for key, figures in bench.results.items()
+    }
+    data = {"context": context, "results": summary, "raw": bench.results, "errors": bench.errors}
+    (WORK / ("smoke.json" if options.smoke else "results.json")).write_text(
+        json.dumps(data, indent=2)
+    )
+    report.write(Path(options.output), data)
+    log(f"wrote {options.output} in {context['seconds']:.0f} s")
+    return 1 if bench.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

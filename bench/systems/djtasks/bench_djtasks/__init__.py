@@ -1,0 +1,1 @@
+"""A minimal Django project with djtasks, as a production site would run it."""

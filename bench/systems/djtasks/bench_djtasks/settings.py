@@ -1,0 +1,47 @@
+"""Production-like settings: DEBUG off, persistent connections.
+
+DATABASE_URL picks PostgreSQL or SQLite. BENCH_QUIET_TASK_LOG=1 raises the
+django.tasks logger to WARNING, to measure what its per-task INFO lines cost.
+"""
+
+import os
+from importlib.util import find_spec
+
+import environ
+
+env = environ.Env()
+
+DEBUG = False
+SECRET_KEY = "benchmark-only"
+ALLOWED_HOSTS = []
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    # Django 5.2 takes the tasks framework from the django-tasks backport.
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
+    "djtasks",
+    "bench_djtasks",
+]
+
+DATABASES = {"default": env.db("DATABASE_URL")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # What djtasks recommends for SQLite (see its system check W001).
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = None
+
+TASKS = {"default": {"BACKEND": "djtasks.backend.DatabaseBackend"}}
+
+if os.environ.get("BENCH_QUIET_TASK_LOG"):
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {"django.tasks": {"level": "WARNING"}},
+    }

@@ -1,0 +1,97 @@
+"""The djtasks driver for bench/common.py (runs in the djtasks venv)."""
+
+import os
+import sys
+
+import django
+
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_djtasks.settings")
+django.setup()
+
+from bench_djtasks.tasks import noop, probe  # noqa: E402
+from common import Adapter, emit, main  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+import djtasks  # noqa: E402
+from djtasks.models import Job, Worker  # noqa: E402
+
+# The columns of a finished job that history rows set; every other column
+# takes its model default, so the rows stay valid as the model grows.
+HISTORY_COLUMNS = {
+    "id": "gen_random_uuid()",
+    "task_path": "'bench_djtasks.tasks.noop'",
+    "status": "'SUCCESSFUL'",
+    "enqueued_at": "now() - interval '2 days' + g * interval '100 ms'",
+    "available_at": "now() - interval '2 days' + g * interval '100 ms'",
+    "started_at": "now() - interval '2 days' + g * interval '100 ms'",
+    "last_attempted_at": "now() - interval '2 days' + g * interval '100 ms'",
+    "finished_at": "now() - interval '2 days' + g * interval '100 ms' + interval '1 ms'",
+    "attempts": "1",
+    "worker_ids": "'[\"an-old-worker\"]'::jsonb",
+    "return_value": "'null'::jsonb",
+}
+
+
+class DjtasksAdapter(Adapter):
+    def setup(self):
+        call_command("migrate", verbosity=0)
+
+    def reset(self):
+        tables = f"{Job._meta.db_table}, {Worker._meta.db_table}"
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"TRUNCATE {tables}")
+            else:
+                cursor.execute(f"DELETE FROM {Job._meta.db_table}")
+                cursor.execute(f"DELETE FROM {Worker._meta.db_table}")
+
+    def enqueue_noop(self):
+        noop.enqueue()
+
+    def bulk_noop(self, count):
+        djtasks.bulk_enqueue(noop, [((), {})] * count)
+
+    def enqueue_probe(self, path, index):
+        probe.enqueue(path, index)
+
+    def failed(self):
+        return Job.objects.filter(status="FAILED").count()
+
+    def remaining(self):
+        return Job.objects.filter(status__in=["READY", "RUNNING"]).count()
+
+    def extra(self, command, args):
+        if command == "history":
+            emit({"rows": add_history(int(args[0]))})
+        else:
+            super().extra(command, args)
+
+
+def add_history(count):
+    """Insert ``count`` finished jobs in one statement, then VACUUM ANALYZE."""
+    columns, values, params = [], [], []
+    for field in Job._meta.concrete_fields:
+        columns.append(field.column)
+        if field.attname in HISTORY_COLUMNS:
+            values.append(HISTORY_COLUMNS[field.attname])
+        elif field.null:
+            values.append("NULL")
+        else:
+            values.append("%s")
+            params.append(field.get_db_prep_save(field.get_default(), connection))
+    sql = (
+        f"INSERT INTO {Job._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS g"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, count])
+        # What autovacuum would have done by the time a table holds this
+        # much history; without it the planner works from stale statistics.
+        cursor.execute(f"VACUUM ANALYZE {Job._meta.db_table}")
+    return Job.objects.count()
+
+
+if __name__ == "__main__":
+    main(DjtasksAdapter())

@@ -1,0 +1,1 @@
+"""A minimal Django project with django-tasks-db, as a production site would run it."""

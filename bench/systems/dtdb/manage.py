@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""manage.py of the benchmark's django-tasks-db project (db_worker, migrate)."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_dtdb.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
