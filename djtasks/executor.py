@@ -136,8 +136,14 @@ class Executor:
         return Outcome(job.id, "FAILED", now, error=entry)
 
 
+# Return values that are JSON as they are (most tasks return one of these).
+_PLAIN_TYPES = (type(None), bool, int, str)
+
+
 def _json_value(value):
     """The return value as JSON data, or a TypeError saying why not."""
+    if type(value) in _PLAIN_TYPES:
+        return value
     try:
         value = normalize_json(value)
         json.dumps(value, allow_nan=False)
