@@ -124,6 +124,9 @@ def test_demo_serves_the_site_runs_a_job_and_stops_cleanly(demo):
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=STOP_TIMEOUT) == 0
-    assert "Demo stopped." in log_path.read_text()
+    log = log_path.read_text()
+    assert "Demo stopped." in log
+    # The demo runs the site, a worker and a beat.
+    assert "[worker]" in log and "[beat]" in log, log
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=2)
