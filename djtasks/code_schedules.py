@@ -92,8 +92,12 @@ def declare(name: str, spec: dict) -> None:
 
 
 def declarations() -> dict[str, dict]:
-    """Every schedule declared in code: decorators, then the setting."""
-    found = dict(_declared)
+    """Every schedule declared in code: djtasks' own, decorators, then the setting."""
+    # Imported here: this module loads with djtasks/__init__, before the models.
+    from .prune import builtin_schedules
+
+    found = builtin_schedules()
+    found.update(_declared)
     found.update(settings.SCHEDULES or {})
     return found
 

@@ -8,6 +8,8 @@ Per-backend settings live in the backend's ``OPTIONS`` in ``TASKS``
 (see ``djtasks.backend.DatabaseBackend``).
 """
 
+from datetime import timedelta
+
 from django.conf import settings as django_settings
 
 DEFAULTS = {
@@ -47,6 +49,24 @@ DEFAULTS = {
     # A schedule run at most this many seconds late is on time; older runs
     # were missed while no beat was up and follow the misfire policy.
     "BEAT_MISFIRE_GRACE": 10.0,
+    # Pruning (djtasks.prune): a finished job is deleted this long after it
+    # finished, per status (a timedelta or seconds; None keeps it for ever).
+    # Statuses left out of a DJTASKS["RETENTION"] setting keep these defaults.
+    "RETENTION": {
+        "SUCCESSFUL": timedelta(days=7),
+        "FAILED": timedelta(days=30),
+        "CANCELLED": timedelta(days=7),
+        "EXPIRED": timedelta(days=7),
+    },
+    # Worker rows stopped (or silent) this long are pruned too, unless they
+    # still hold RUNNING jobs; None keeps them for ever.
+    "WORKER_RETENTION": timedelta(days=7),
+    # Rows deleted per transaction while pruning: short transactions, so
+    # pruning never holds locks for long.
+    "PRUNE_BATCH": 1000,
+    # The cron (in TIME_ZONE) of the built-in schedule "djtasks.prune" that
+    # beat syncs and runs; None declares no such schedule.
+    "PRUNE_SCHEDULE": "17 * * * *",
 }
 
 

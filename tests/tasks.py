@@ -337,3 +337,15 @@ def raises_cancelled():
 def returns_nul():
     """A return value PostgreSQL's jsonb refuses (NUL character)."""
     return "a\x00b"
+
+
+@djtasks.task
+def enqueues_add(a, b):
+    """Enqueue add(a, b) from inside a job; return the new job's id."""
+    return add.enqueue(a, b).id
+
+
+@djtasks.task
+def enqueues_itself():
+    """Enqueue another run of itself: never runs dry."""
+    enqueues_itself.enqueue()

@@ -1,6 +1,7 @@
 """Argument types and checks shared by the management commands."""
 
 import argparse
+from datetime import timedelta
 
 from django.core.management.base import CommandError
 
@@ -38,3 +39,22 @@ def database_backend(alias: str):
             f"TASKS[{alias!r}] is {type(backend).__name__}, not djtasks.backend.DatabaseBackend."
         )
     return backend
+
+
+# Units of duration(): seconds, minutes, hours, days, weeks.
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(value: str):
+    """A span like "90s", "15m", "12h", "7d" or "2w" as a timedelta (at least zero)."""
+    text = value.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:])
+    try:
+        number = float(text[:-1]) if unit else None
+    except ValueError:
+        number = None
+    if number is None or not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 15m, 12h, 7d, 2w"
+        )
+    return timedelta(seconds=number * unit)
