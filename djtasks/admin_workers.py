@@ -98,6 +98,13 @@ class WorkerAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # A live worker's row must stay: the rescue takes a missing row for a
+        # dead worker and would hand its running jobs to another one.
+        if obj is not None and state_of(obj) == ALIVE:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_queryset(self, request):
         # One grouped join over the partial index of running jobs.
         return (

@@ -26,7 +26,7 @@ from .models import Job, JobStatus
 from .payload import prepare_arguments
 from .results import to_task_result
 from .retry import policy_of
-from .task import DatabaseTask, expires_at
+from .task import DatabaseTask, absolute_run_after, expires_at
 
 # The state of a job that has not run yet, for building its TaskResult.
 NOT_STARTED = {
@@ -66,7 +66,7 @@ class DatabaseBackend(BaseTaskBackend):
         # check calls timezone.is_aware() on it; make it absolute first. The
         # task is frozen, and this runs inside its own __post_init__.
         if isinstance(task.run_after, timedelta):
-            object.__setattr__(task, "run_after", timezone.now() + task.run_after)
+            object.__setattr__(task, "run_after", absolute_run_after(task.run_after))
         if task.run_after is not None and not isinstance(task.run_after, datetime):
             raise InvalidTask("run_after must be a datetime or a timedelta.")
         super().validate_task(task)

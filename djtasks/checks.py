@@ -19,3 +19,18 @@ def check_backport_installed(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.compatibility)
+def check_time_zone_support(app_configs=None, **kwargs):
+    """Job times are aware datetimes: USE_TZ must be on."""
+    if not settings.USE_TZ:
+        return [
+            checks.Error(
+                "djtasks stores and compares job and schedule times as aware "
+                "datetimes, which needs USE_TZ = True.",
+                hint="Set USE_TZ = True (Django's default since 5.0).",
+                id="djtasks.E003",
+            )
+        ]
+    return []

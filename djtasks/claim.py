@@ -29,6 +29,7 @@ COLUMNS = (
     "kwargs",
     "enqueued_at",
     "run_after",
+    "available_at",
     "started_at",
     "last_attempted_at",
     "expires_at",
@@ -123,6 +124,7 @@ class ClaimedJob:
     kwargs: dict
     enqueued_at: datetime
     run_after: datetime | None
+    available_at: datetime
     started_at: datetime
     last_attempted_at: datetime
     expires_at: datetime | None
@@ -151,7 +153,7 @@ def claim(database: str, worker_id: str, queues, limit: int, now) -> list[Claime
         rows = cursor.fetchall()
     jobs = [_to_claimed(row, connection.vendor) for row in rows]
     # RETURNING gives no order; run the batch in claim order.
-    jobs.sort(key=lambda job: (-job.priority, job.enqueued_at))
+    jobs.sort(key=lambda job: (-job.priority, job.available_at))
     return jobs
 
 
@@ -187,6 +189,7 @@ def _to_claimed(row, vendor) -> ClaimedJob:
         for column in (
             "enqueued_at",
             "run_after",
+            "available_at",
             "started_at",
             "last_attempted_at",
             "expires_at",

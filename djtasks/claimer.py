@@ -155,7 +155,7 @@ class Claimer:
             requested = owner.cancel_watch.requested
             if requested and job.id in requested:
                 # Cancelled after the claim, before it started: never run it.
-                pending.append(Outcome(job.id, "CANCELLED", timezone.now()))
+                pending.append(Outcome(job.id, "CANCELLED", timezone.now(), attempt=job.attempts))
             else:
                 pending.append(self._run_one(executor, job))
             ran += 1
@@ -201,7 +201,7 @@ class Claimer:
             job.id in self.owner.cancel_watch.requested
             or outcome.error["exception_class_path"] == CANCELLED_PATH
         ):
-            return Outcome(job.id, "CANCELLED", timezone.now())
+            return Outcome(job.id, "CANCELLED", timezone.now(), attempt=job.attempts)
         return outcome
 
     def _crashed(self, job, error) -> Outcome:
@@ -216,7 +216,7 @@ class Claimer:
         )
         now = timezone.now()
         entry = error_entry(error, job.attempts, self.owner.worker_id, now)
-        return Outcome(job.id, "FAILED", now, error=entry)
+        return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
 
     def _record(self) -> None:
         """Write the pending outcomes; on a database error they stay pending."""

@@ -27,6 +27,8 @@ class Outcome:
     error: dict | None = None
     # For a retry: when the job may be claimed again.
     available_at: datetime | None = None
+    # The attempt this outcome ends (Job.attempts when it was claimed).
+    attempt: int | None = None
 
 
 def class_path(value) -> str:
@@ -52,9 +54,10 @@ def error_entry(error, attempt, worker_id: str, failed_at, traceback_text=None) 
     }
 
 
-# Every UPDATE below matches on the worker that claimed the row and on
-# status RUNNING: if the job was rescued meanwhile (this worker was thought
-# dead) and handed to another worker, this stale outcome changes nothing.
+# Every UPDATE below matches on the worker that claimed the row, on status
+# RUNNING and on the attempt: if the job was rescued meanwhile (this worker
+# was thought dead, e.g. through a long database outage) and claimed again,
+# by another worker or by this one, this stale outcome changes nothing.
 # A retry (READY) of a job whose cancellation was requested while it ran
 # ends CANCELLED instead, so a cancel is never lost to a retry.
 POSTGRESQL = f"""
@@ -68,9 +71,10 @@ UPDATE {TABLE} AS job SET
                   ELSE job.errors || jsonb_build_array(outcome.error) END,
     available_at = COALESCE(outcome.available_at, job.available_at)
 FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::jsonb[],
-            %s::jsonb[], %s::timestamptz[])
-    AS outcome(id, status, finished_at, return_value, error, available_at)
+            %s::jsonb[], %s::timestamptz[], %s::integer[])
+    AS outcome(id, status, finished_at, return_value, error, available_at, attempt)
 WHERE job.id = outcome.id AND job.worker_id = %s AND job.status = 'RUNNING'
+    AND (outcome.attempt IS NULL OR job.attempts = outcome.attempt)
 """
 
 SQLITE = f"""
@@ -84,6 +88,7 @@ UPDATE {TABLE} SET
                   ELSE json_insert(errors, '$[#]', json(%s)) END,
     available_at = COALESCE(%s, available_at)
 WHERE id = %s AND worker_id = %s AND status = 'RUNNING'
+    AND (%s IS NULL OR attempts = %s)
 """
 
 
@@ -122,6 +127,7 @@ def _postgresql_params(outcomes, worker_id):
         [_json_or_null(outcome) for outcome in outcomes],
         [_json(outcome.error) for outcome in outcomes],
         [outcome.available_at for outcome in outcomes],
+        [outcome.attempt for outcome in outcomes],
         worker_id,
     ]
 
@@ -151,4 +157,6 @@ def _sqlite_params(connection, outcomes, worker_id):
             adapt(outcome.available_at),
             outcome.job_id.hex,
             worker_id,
+            outcome.attempt,
+            outcome.attempt,
         ]

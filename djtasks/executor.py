@@ -35,7 +35,13 @@ class Executor:
     def run(self, job) -> Outcome:
         """Run one attempt of ``job`` (a claim.ClaimedJob)."""
         started = time.monotonic()
-        if job.expires_at is not None and job.expires_at <= job.last_attempted_at:
+        # Expiry is about starting late: only a first attempt expires, never
+        # the retry of a job that did start in time.
+        if (
+            job.expires_at is not None
+            and job.attempts == 1
+            and job.expires_at <= job.last_attempted_at
+        ):
             return self._expired(job)
         try:
             task = registry.get(job.task_path)
@@ -78,7 +84,7 @@ class Executor:
         object.__setattr__(result, "_return_value", value)
         signals_of(task).task_finished.send(self.sender, task_result=result)
         _hook(task, "on_success", result)
-        return Outcome(job.id, "SUCCESSFUL", finished_at, return_value=value)
+        return Outcome(job.id, "SUCCESSFUL", finished_at, return_value=value, attempt=job.attempts)
 
     def _failed(self, job, task, result, error):
         """Record a failed attempt; called inside the except block."""
@@ -93,10 +99,12 @@ class Executor:
         retry_at = self._retry_at(job, error, now)
         if retry_at is None:
             _set(result, task, status="FAILED", finished_at=now)
-            outcome = Outcome(job.id, "FAILED", now, error=entry)
+            outcome = Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
         else:
             _set(result, task, status="READY")
-            outcome = Outcome(job.id, "READY", None, error=entry, available_at=retry_at)
+            outcome = Outcome(
+                job.id, "READY", None, error=entry, available_at=retry_at, attempt=job.attempts
+            )
         # Sent while the exception is being handled, so the standard logging
         # receiver records its traceback.
         signals_of(task).task_finished.send(self.sender, task_result=result)
@@ -126,14 +134,14 @@ class Executor:
             job.queue_name,
             job.expires_at.isoformat(),
         )
-        return Outcome(job.id, "EXPIRED", now)
+        return Outcome(job.id, "EXPIRED", now, attempt=job.attempts)
 
     def _unrunnable(self, job, error):
         """A row naming no registered task fails at once, never retried."""
         now = timezone.now()
         logger.error("job %s task=%s cannot run: %s", job.id, job.task_path, error)
         entry = error_entry(error, job.attempts, self.worker_id, now, f"{error}\n")
-        return Outcome(job.id, "FAILED", now, error=entry)
+        return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
 
 
 # Return values that are JSON as they are (most tasks return one of these).

@@ -57,6 +57,8 @@ def _put_back(jobs, task_path: str) -> int:
         started_at=None,
         finished_at=None,
         cancel_requested_at=None,
+        # A human asked for it to run now: an old expiry no longer applies.
+        expires_at=None,
         worker=None,
         progress=None,
     )

@@ -44,10 +44,12 @@ def set_progress(context, current, total=None, message: str = "", *, force: bool
     from .models import Job, JobStatus
 
     database = getattr(task_backends[result.backend], "database", "default")
-    # One UPDATE, in the task's own autocommit: the row is RUNNING and owned
-    # by this attempt, and the status guard keeps a late report from touching
-    # a job that was rescued or finished meanwhile.
-    Job.objects.using(database).filter(pk=job_id, status=JobStatus.RUNNING).update(progress=value)
+    # One UPDATE, in the task's own autocommit. The guards (still RUNNING,
+    # still this attempt) keep a late report from touching a job that was
+    # rescued, finished or claimed again meanwhile.
+    Job.objects.using(database).filter(
+        pk=job_id, status=JobStatus.RUNNING, attempts=len(result.worker_ids)
+    ).update(progress=value)
     if done:
         with _lock:
             _last_write.pop(job_id, None)

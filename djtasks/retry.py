@@ -1,9 +1,9 @@
 """When a failed attempt runs again: the policy kept on the row, and backoff."""
 
 import random
+import sys
 
-from django.utils.module_loading import import_string
-
+from .completion import class_path
 from .conf import settings
 
 
@@ -18,7 +18,7 @@ def policy_of(task) -> dict:
         policy["jitter"] = False
     retry_on = getattr(task, "retry_on", ())
     if retry_on:
-        policy["retry_on"] = [f"{cls.__module__}.{cls.__qualname__}" for cls in retry_on]
+        policy["retry_on"] = [class_path(cls) for cls in retry_on]
     return policy
 
 
@@ -42,10 +42,17 @@ def should_retry(policy: dict, error: BaseException) -> bool:
     paths = policy.get("retry_on")
     if not paths:
         return True
-    classes = []
-    for path in paths:
-        try:
-            classes.append(import_string(path))
-        except ImportError:
-            continue
-    return isinstance(error, tuple(classes))
+    return isinstance(error, tuple(filter(None, map(_loaded_exception_class, paths))))
+
+
+def _loaded_exception_class(path: str):
+    """The exception class at ``path`` if its module is already imported.
+
+    The path comes from a job row, so it is never a reason to import a
+    module: a class the task can raise lives in a module that is loaded.
+    """
+    module_name, _, name = path.rpartition(".")
+    value = getattr(sys.modules.get(module_name), name, None)
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return value
+    return None

@@ -72,7 +72,7 @@ def outcome_of(verdict: Verdict, worker_id: str) -> Outcome:
     """The outcome to record for a job stopped by force."""
     now = timezone.now()
     if verdict.reason == "cancelled":
-        return Outcome(verdict.job.id, "CANCELLED", now)
+        return Outcome(verdict.job.id, "CANCELLED", now, attempt=verdict.job.attempts)
     return timeout_outcome(verdict.job, worker_id, _stack_of(verdict.slot), now)
 
 
@@ -82,10 +82,11 @@ def timeout_outcome(job, worker_id: str, stack: str, now) -> Outcome:
     entry = error_entry(error, job.attempts, worker_id, now, f"{stack}{entry_line(error)}")
     if job.attempts < job.max_attempts and should_retry(job.retry_policy, error):
         delay = backoff_delay(job.retry_policy, job.attempts)
+        retry_at = now + timedelta(seconds=delay)
         return Outcome(
-            job.id, "READY", None, error=entry, available_at=now + timedelta(seconds=delay)
+            job.id, "READY", None, error=entry, available_at=retry_at, attempt=job.attempts
         )
-    return Outcome(job.id, "FAILED", now, error=entry)
+    return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
 
 
 def entry_line(error: BaseException) -> str:

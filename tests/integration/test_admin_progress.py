@@ -15,9 +15,25 @@ from tests.tasks import reports_progress
 pytestmark = pytest.mark.django_db
 
 
-def running_job():
-    job = Job.objects.create(task_path="tests.tasks.reports_progress", status=JobStatus.RUNNING)
-    return job, SimpleNamespace(task_result=SimpleNamespace(id=str(job.pk), backend="default"))
+def running_job(attempts=1):
+    job = Job.objects.create(
+        task_path="tests.tasks.reports_progress",
+        status=JobStatus.RUNNING,
+        attempts=attempts,
+        worker_ids=["w"] * attempts,
+    )
+    # What a real TaskContext carries (see the test below for the real one).
+    result = SimpleNamespace(id=str(job.pk), backend="default", worker_ids=["w"] * attempts)
+    return job, SimpleNamespace(task_result=result)
+
+
+def test_a_report_from_an_earlier_attempt_changes_nothing():
+    job, context = running_job(attempts=1)
+    # The job was rescued and claimed again: its second attempt runs now.
+    Job.objects.filter(pk=job.pk).update(attempts=2)
+    djtasks.set_progress(context, 3, total=10, force=True)
+    job.refresh_from_db()
+    assert job.progress is None
 
 
 def test_a_task_reports_progress_through_its_context(run_jobs):

@@ -73,3 +73,24 @@ def test_records_of_stopped_workers_can_be_deleted(admin_client, workers):
         {"action": "delete_selected", "_selected_action": ["stopped-1"], "post": "yes"},
     )
     assert not Worker.objects.filter(pk="stopped-1").exists()
+
+
+def test_a_live_worker_cannot_be_deleted_but_a_stopped_one_can(admin_client, workers):
+    alive_delete = reverse("admin:djtasks_worker_delete", args=[workers[ALIVE].pk])
+    assert admin_client.post(alive_delete, {"post": "yes"}).status_code == 403
+    stopped_delete = reverse("admin:djtasks_worker_delete", args=[workers[STOPPED].pk])
+    assert admin_client.post(stopped_delete, {"post": "yes"}).status_code == 302
+    assert set(Worker.objects.values_list("pk", flat=True)) == {"alive-1", "stale-1"}
+
+
+def test_the_bulk_delete_action_refuses_a_selection_with_a_live_worker(admin_client, workers):
+    def delete(selected):
+        return admin_client.post(
+            reverse("admin:djtasks_worker_changelist"),
+            {"action": "delete_selected", "_selected_action": selected, "post": "yes"},
+        )
+
+    delete([worker.pk for worker in workers.values()])
+    assert Worker.objects.count() == 3
+    delete([workers[STALE].pk, workers[STOPPED].pk])
+    assert list(Worker.objects.values_list("pk", flat=True)) == ["alive-1"]

@@ -438,3 +438,11 @@ def test_backend_check_is_also_reachable_through_the_standard_check(monkeypatch)
     checks.run_checks()
 
     assert seen and all(isinstance(backend, DatabaseBackend) for backend in seen)
+
+
+def test_system_check_requires_use_tz():
+    from djtasks.checks import check_time_zone_support
+
+    assert check_time_zone_support() == []
+    with override_settings(USE_TZ=False):
+        assert [m.id for m in check_time_zone_support()] == ["djtasks.E003"]

@@ -183,6 +183,19 @@ def test_expired_job_is_not_run(run_jobs):
     assert tasks.expiring.get_result(result.id).status == TaskResultStatus.FAILED
 
 
+def test_a_retry_after_the_expiry_still_runs(run_jobs):
+    # Started in time, failed, retried after its expiry: expiry is about a
+    # late start, so the retry runs.
+    result = tasks.always_failing.using(max_attempts=2, backoff=1, expires=30).enqueue()
+
+    first = run_jobs()
+    retry = run_jobs(now=timezone.now() + timedelta(seconds=61))
+
+    assert [o.status for o in first] == ["READY"]
+    assert [o.status for o in retry] == ["FAILED"]
+    assert len(Job.objects.get(pk=result.id).errors) == 2
+
+
 def test_job_on_another_queue_waits_for_a_worker_of_that_queue(run_jobs):
     result = tasks.on_other_queue.enqueue()
 

@@ -50,3 +50,15 @@ def test_retry_on_matches_subclasses(error, expected):
 
 def test_no_retry_on_retries_everything():
     assert should_retry({}, KeyError())
+
+
+def test_retry_on_never_imports_a_module_named_in_a_row():
+    import sys
+
+    from djtasks.retry import should_retry
+
+    assert "antigravity" not in sys.modules
+    policy = {"retry_on": ["antigravity.Nothing", "os.system", "builtins.ValueError"]}
+    assert should_retry(policy, ValueError("x"))
+    assert not should_retry(policy, KeyError("x"))
+    assert "antigravity" not in sys.modules
