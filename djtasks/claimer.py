@@ -17,7 +17,7 @@ from .claim import claim
 from .completion import Outcome, class_path, error_entry
 from .conf import settings
 from .control import Cancelled
-from .executor import Executor
+from .executor import JOB_FORMAT, Executor, job_fields
 
 logger = logging.getLogger("djtasks")
 
@@ -168,14 +168,7 @@ class Claimer:
 
     def _run_one(self, executor, job) -> Outcome:
         if self._log_starts:
-            logger.debug(
-                "job %s task=%s queue=%s attempt=%d/%d started",
-                job.id,
-                job.task_path,
-                job.queue_name,
-                job.attempts,
-                job.max_attempts,
-            )
+            logger.debug(JOB_FORMAT + " started", *job_fields(job))
         slot = self.slot
         started = time.monotonic()
         # One tuple, so the watchdog never pairs a job with another's start.
@@ -206,14 +199,7 @@ class Claimer:
 
     def _crashed(self, job, error) -> Outcome:
         """The executor itself raised (outside the task): fail the attempt."""
-        logger.exception(
-            "job %s task=%s queue=%s attempt=%d/%d outcome=FAILED (error outside the task)",
-            job.id,
-            job.task_path,
-            job.queue_name,
-            job.attempts,
-            job.max_attempts,
-        )
+        logger.exception(JOB_FORMAT + " outcome=FAILED (error outside the task)", *job_fields(job))
         now = timezone.now()
         entry = error_entry(error, job.attempts, self.owner.worker_id, now)
         return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)

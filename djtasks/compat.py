@@ -82,6 +82,11 @@ def framework_of(task) -> dict:
     raise TypeError(f"{task!r} is not a Task of django.tasks or django_tasks.")
 
 
+def database_of(alias: str) -> str:
+    """The database alias holding the jobs of TASKS[alias] ("default" if none)."""
+    return getattr(task_backends[alias], "database", "default")
+
+
 def signals_of(task):
     """The signals module of the framework ``task`` belongs to.
 

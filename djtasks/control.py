@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from django.utils import timezone
 
-from .compat import task_backends
+from .compat import database_of
 
 
 class CancelResult(StrEnum):
@@ -52,7 +52,7 @@ def cancel(job, *, backend: str = "default"):
     if isinstance(job, QuerySet):
         return cancel_many(job)
     backend = getattr(job, "backend", None) or backend
-    database = _database(backend)
+    database = database_of(backend)
     job_id = _job_id(job)
     if job_id is None:
         return CancelResult.NOT_FOUND
@@ -98,7 +98,7 @@ def is_cancel_requested(context) -> bool:
     if watch is not None:
         return job_id in watch.requested
     return (
-        _jobs(_database(result.backend))
+        _jobs(database_of(result.backend))
         .filter(pk=job_id, cancel_requested_at__isnull=False)
         .exists()
     )
@@ -144,10 +144,6 @@ class CancelWatch:
         """Whether the job was asked to stop more than ``grace`` seconds ago."""
         requested_at = self.requested.get(job_id)
         return requested_at is not None and time.time() - requested_at > grace
-
-
-def _database(backend: str) -> str:
-    return getattr(task_backends[backend], "database", "default")
 
 
 def _jobs(database):

@@ -179,14 +179,16 @@ def _hook(task, name, result):
         logger.exception("%s hook of %s failed for job %s", name, task.module_path, result.id)
 
 
+# Every per-job log line starts the same way (see job_fields).
+JOB_FORMAT = "job %s task=%s queue=%s attempt=%d/%d"
+
+
+def job_fields(job) -> tuple:
+    """The arguments of JOB_FORMAT for ``job``."""
+    return (job.id, job.task_path, job.queue_name, job.attempts, job.max_attempts)
+
+
 def _log(job, outcome, duration):
     logger.info(
-        "job %s task=%s queue=%s attempt=%d/%d outcome=%s duration=%.3fs",
-        job.id,
-        job.task_path,
-        job.queue_name,
-        job.attempts,
-        job.max_attempts,
-        outcome.status,
-        duration,
+        JOB_FORMAT + " outcome=%s duration=%.3fs", *job_fields(job), outcome.status, duration
     )

@@ -13,7 +13,7 @@ one that reaches ``total`` are always written.
 import threading
 import time
 
-from .compat import task_backends
+from .compat import database_of
 
 # Seconds between two progress writes of one job.
 MIN_INTERVAL = 0.5
@@ -43,7 +43,7 @@ def set_progress(context, current, total=None, message: str = "", *, force: bool
     # before the app registry is ready.
     from .models import Job, JobStatus
 
-    database = getattr(task_backends[result.backend], "database", "default")
+    database = database_of(result.backend)
     # One UPDATE, in the task's own autocommit. The guards (still RUNNING,
     # still this attempt) keep a late report from touching a job that was
     # rescued, finished or claimed again meanwhile.

@@ -30,6 +30,7 @@ from multiprocessing.connection import wait
 from django.db import DatabaseError, connections
 
 from . import heartbeat, registry, rescue
+from .compat import database_of
 from .worker import EXIT_RECYCLE, EXIT_STOPPED, WorkerProcess, new_worker_id
 
 logger = logging.getLogger("djtasks")
@@ -84,7 +85,7 @@ class Supervisor:
         self.shutdown_timeout = shutdown_timeout
         self.worker_options = {"shutdown_timeout": shutdown_timeout, **worker_options}
         self.burst = worker_options.get("burst", False)
-        self.database = _database(worker_options)
+        self.database = database_of(worker_options.get("backend", "default"))
         self.children: dict[int, Child] = {}
         # Slot -> time.monotonic() at which to start its next process.
         self.restarts: dict[int, float] = {}
@@ -305,12 +306,6 @@ def _beat_main(backend: str) -> None:
     signal.signal(signal.SIGQUIT, beat.stop)
     beat.run()
     sys.exit(EXIT_STOPPED)
-
-
-def _database(options: dict) -> str:
-    from .compat import task_backends
-
-    return task_backends[options.get("backend", "default")].database
 
 
 def _drain(fd: int) -> None:

@@ -27,6 +27,7 @@ from .claimer import Claimer, TaskBudget
 from .compat import task_backends
 from .conf import settings
 from .control import CancelWatch
+from .executor import JOB_FORMAT, job_fields
 from .faults import DatabaseHealth
 from .notify import Doorbell, Listener, listen_enabled
 
@@ -211,13 +212,9 @@ class WorkerProcess:
         outcome = watchdog.outcome_of(verdict, self.worker_id)
         duration = time.monotonic() - verdict.slot.current[1] if verdict.slot.current else 0.0
         logger.error(
-            "job %s task=%s queue=%s attempt=%d/%d outcome=%s duration=%.3fs "
+            JOB_FORMAT + " outcome=%s duration=%.3fs "
             "(stopped by force: %s; replacing worker process %s)",
-            job.id,
-            job.task_path,
-            job.queue_name,
-            job.attempts,
-            job.max_attempts,
+            *job_fields(job),
             outcome.status,
             duration,
             "over its timeout" if verdict.reason == "timeout" else "cancelled",
