@@ -119,18 +119,25 @@ def watch(adapter, expected, timeout):
     Prints "ready" once the jobs are all there, then polls. The rate is
     taken between the first count below ``expected`` and the count of zero,
     so worker start-up (Django, imports, first connection) is not in it.
+    A drain so short that it falls between two polls is timed from the last
+    poll that still saw every job: a lower bound on the rate, never a
+    division by zero.
     """
     remaining = adapter.remaining()
     if remaining != expected:
         return {"error": f"expected {expected} queued jobs, found {remaining}"}
     print("ready", flush=True)
     deadline = time.monotonic() + timeout
+    last_full = time.time()  # the last poll at which no job had finished
     first = None
     while time.monotonic() < deadline:
         remaining = adapter.remaining()
         now = time.time()
         if first is None and remaining < expected:
-            first = (now, remaining)
+            # Jobs finished before this poll but after ``last_full``.
+            first = (now, remaining) if remaining > 0 else (last_full, expected)
+        elif first is None:
+            last_full = now
         if remaining == 0:
             jobs = first[1]  # jobs finished between the two observations
             seconds = now - first[0]
