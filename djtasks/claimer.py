@@ -24,7 +24,9 @@ logger = logging.getLogger("djtasks")
 # A thread claims as many jobs as it expects to finish within this many
 # seconds (at least one, at most MAX_CLAIM_BATCH), judging by how long
 # recent jobs took. Short jobs are claimed 100 at a time; slow ones one at a
-# time, so no job waits long behind a slow one.
+# time. A batch that meets an unexpectedly slow job is not held behind it:
+# the worker's main thread hands the jobs still waiting back to READY (see
+# WorkerProcess._release_waiting).
 BATCH_TARGET_SECONDS = 0.05
 
 CANCELLED_PATH = class_path(Cancelled)
@@ -83,8 +85,13 @@ class Claimer:
         # WorkerProcess.status), if supervised.
         self.status = owner.status
         self.status_index = 1 + index
+        # Where to show the supervisor which job this thread runs (see
+        # djtasks.inflight), if supervised.
+        self.inflight = owner.inflight
+        self.index = index
         self.processed = 0
-        self._log_starts = logger.isEnabledFor(logging.DEBUG)
+        # Decided once: building a start line per job costs when nobody reads it.
+        self._log_starts = logger.isEnabledFor(logging.INFO)
 
     def run(self) -> None:
         owner = self.owner
@@ -145,13 +152,14 @@ class Claimer:
 
     def _run_batch(self, executor, sizer, jobs) -> None:
         owner = self.owner
-        pending = self.slot.pending
+        slot = self.slot
+        pending = slot.pending
         stopping = owner.stopping
         started = time.monotonic()
         ran = 0
-        for job in jobs:
-            if stopping.is_set():
-                break
+        # From here on the main thread may take waiting jobs away (hand-back).
+        slot.waiting.extend(jobs)
+        while not stopping.is_set() and (job := slot.next_job()) is not None:
             requested = owner.cancel_watch.requested
             if requested and job.id in requested:
                 # Cancelled after the claim, before it started: never run it.
@@ -162,14 +170,20 @@ class Claimer:
         sizer.observe(ran, time.monotonic() - started)
         self.processed += ran
         self._record()
-        if ran < len(jobs):
+        unstarted = slot.take_waiting()
+        if unstarted:
             # Stopping: the claimed jobs that never started go back.
-            rescue.hand_back(owner.database, owner.worker_id, [job.id for job in jobs[ran:]])
+            owner.budget.give_back(len(unstarted))
+            rescue.hand_back(owner.database, owner.worker_id, [job.id for job in unstarted])
 
     def _run_one(self, executor, job) -> Outcome:
         if self._log_starts:
-            logger.debug(JOB_FORMAT + " started", *job_fields(job))
+            logger.info(JOB_FORMAT + " started", *job_fields(job))
         slot = self.slot
+        inflight = self.inflight
+        if inflight is not None:
+            # Before the task starts: a kill from here on counts its attempt.
+            inflight.running(self.index, job.id)
         started = time.monotonic()
         # One tuple, so the watchdog never pairs a job with another's start.
         slot.current = (job, started)
@@ -184,6 +198,10 @@ class Claimer:
             slot.current = None
             if deadline:
                 self.status[self.status_index] = 0.0
+            if inflight is not None:
+                # Finished but not yet recorded: a kill now hands it back
+                # and it runs again (at least once, never lost).
+                inflight.idle(self.index)
         if outcome.status != "SUCCESSFUL" and outcome.error is not None:
             outcome = self._cancelled_instead(job, outcome)
         return outcome

@@ -6,6 +6,9 @@ Two ways a RUNNING job leaves a worker without an outcome:
   heartbeating. Nobody knows whether the job caused it, so the attempt
   counts: back to READY if attempts remain, else FAILED with a
   ``WorkerLost`` error entry (the same shape as the executor's entries).
+  When the supervisor saw its child die, it knows which jobs the child was
+  running (djtasks.inflight): only those are lost; the rest of the child's
+  claimed batch is handed back.
 * **handed back** — its worker is alive and gives the job up unrun or
   interrupted through no fault of the job (graceful shutdown, a sibling's
   timeout replaced the process). The attempt does not count: ``attempts``
@@ -79,7 +82,7 @@ RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.w
 # were rescued meanwhile.
 PG_RELEASE_LOST = f"""
 UPDATE {JOBS} AS job SET {_PG_LOST_SET}
-WHERE job.worker_id = %(worker_id)s AND job.status = 'RUNNING'
+WHERE job.worker_id = %(worker_id)s AND job.status = 'RUNNING' {{only}}
 RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.worker_id
 """
 
@@ -133,7 +136,7 @@ RETURNING id, task_path, queue_name, status, attempts, worker_id
 
 SQLITE_RELEASE_LOST = f"""
 UPDATE {JOBS} SET {_SQLITE_LOST_SET}
-WHERE worker_id = %(worker_id)s AND status = 'RUNNING'
+WHERE worker_id = %(worker_id)s AND status = 'RUNNING' {{only}}
 RETURNING id, task_path, queue_name, status, attempts, worker_id
 """
 
@@ -166,10 +169,16 @@ def rescue_stale(database: str, stale_after: float, exclude: str = "") -> int:
     return len(rows)
 
 
-def release_lost(database: str, worker_id: str, reason: str) -> int:
-    """Rescue the RUNNING jobs of one worker known to be dead."""
+def release_lost(database: str, worker_id: str, reason: str, job_ids=None) -> int:
+    """Rescue the RUNNING jobs of one worker known to be dead.
+
+    ``job_ids``: only these (the jobs it was running when it died); default:
+    all of the worker's RUNNING jobs.
+    """
+    if job_ids is not None and not job_ids:
+        return 0
     params = {"worker_id": worker_id, "reason": reason}
-    rows = _lost(database, "RELEASE_LOST", params, timezone.now())
+    rows = _lost(database, "RELEASE_LOST", params, timezone.now(), job_ids)
     _log_lost(rows)
     return len(rows)
 
@@ -199,13 +208,18 @@ def hand_back(database: str, worker_id: str, job_ids=None, keep=()) -> int:
     return count
 
 
-def _lost(database, name, params, now):
+def _lost(database, name, params, now, job_ids=None):
     connection = connections[database]
     vendor = connection.vendor
     params = {**params, "now": _stamp(connection, now), "failed_at": now.isoformat()}
     if "stale_before" in params:
         params["stale_before"] = _stamp(connection, params["stale_before"])
     sql = globals()[("PG_" if vendor == "postgresql" else "SQLITE_") + name]
+    if name == "RELEASE_LOST":
+        only = ""
+        if job_ids is not None:
+            only = " AND " + _id_test(vendor, params, "only_ids", job_ids, negate=False)
+        sql = sql.format(only=only)
     with transaction.atomic(using=database), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -31,6 +31,7 @@ from django.db import DatabaseError, connections
 
 from . import heartbeat, registry, rescue
 from .compat import database_of
+from .inflight import InFlightBoard
 from .worker import EXIT_RECYCLE, EXIT_STOPPED, WorkerProcess, new_worker_id
 
 logger = logging.getLogger("djtasks")
@@ -52,13 +53,15 @@ BEAT_SLOT = "beat"
 class Child:
     """One worker process and what the supervisor knows of it."""
 
-    def __init__(self, process, worker_id: str, status):
+    def __init__(self, process, worker_id: str, status, inflight=None):
         self.process = process
         self.worker_id = worker_id
         self.started = time.monotonic()
         # Shared with the child (see WorkerProcess.status): [0] when its main
         # thread last ticked, [1:] the hard deadline of each thread's job.
         self.status = status
+        # Shared with the child: the job each of its threads runs.
+        self.inflight = inflight
         self.kill_reason = None
 
     def wedged(self, now: float) -> bool:
@@ -179,15 +182,18 @@ class Supervisor:
         connections.close_all()
         # Shared memory without a lock: one writer per cell (the child), and
         # a torn read only delays a decision by one loop.
-        status = self.context.RawArray("d", 1 + self.worker_options.get("threads", 1))
+        threads = self.worker_options.get("threads", 1)
+        status = self.context.RawArray("d", 1 + threads)
+        inflight = None
         if slot == BEAT_SLOT:
             # The beat never writes its status: all zeros, never "wedged".
             target, args = _beat_main, (self.worker_options.get("backend", "default"),)
         else:
-            target, args = _child_main, (worker_id, self.worker_options, status)
+            inflight = InFlightBoard(self.context, threads)
+            target, args = _child_main, (worker_id, self.worker_options, status, inflight)
         process = self.context.Process(target=target, args=args, name=f"djtasks-worker-{slot}")
         process.start()
-        self.children[slot] = Child(process, worker_id, status)
+        self.children[slot] = Child(process, worker_id, status, inflight)
 
     def _reap(self) -> None:
         for slot, child in list(self.children.items()):
@@ -204,7 +210,7 @@ class Supervisor:
             reason = child.kill_reason or describe_exit(code)
             logger.error("worker process %s (pid %d) died: %s", child.worker_id, pid, reason)
             if slot != BEAT_SLOT:  # the beat holds no jobs
-                self._release(child.worker_id, f"worker process {pid} died ({reason})")
+                self._release(child, f"worker process {pid} died ({reason})")
         elif code == EXIT_RECYCLE:
             logger.info("worker process %s (pid %d) recycled", child.worker_id, pid)
         elif not (self.stopping or self.burst):
@@ -257,10 +263,18 @@ class Supervisor:
                 self.killed = True
         self._stop_deadline = None
 
-    def _release(self, worker_id: str, reason: str) -> None:
-        """Rescue a dead child's RUNNING jobs now rather than after STALE_AFTER."""
+    def _release(self, child: Child, reason: str) -> None:
+        """Rescue a dead child's RUNNING jobs now rather than after STALE_AFTER.
+
+        Only the jobs it was running lose their attempt; the rest of its
+        claimed batch never started (or finished, unrecorded) and goes back
+        to READY uncounted.
+        """
+        worker_id = child.worker_id
+        running = child.inflight.job_ids() if child.inflight is not None else None
         try:
-            rescue.release_lost(self.database, worker_id, reason)
+            rescue.release_lost(self.database, worker_id, reason, job_ids=running)
+            rescue.hand_back(self.database, worker_id)
             heartbeat.unregister(self.database, worker_id)
         except DatabaseError as error:
             logger.error(
@@ -283,14 +297,16 @@ def describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _child_main(worker_id: str, options: dict, status) -> None:
+def _child_main(worker_id: str, options: dict, status, inflight) -> None:
     # Drop the supervisor's handlers and wake-up pipe inherited by fork;
     # WorkerProcess installs its own.
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for signum in (signal.SIGTERM, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_DFL)
-    code = WorkerProcess(worker_id=worker_id, supervised=True, status=status, **options).run()
+    code = WorkerProcess(
+        worker_id=worker_id, supervised=True, status=status, inflight=inflight, **options
+    ).run()
     sys.exit(code)
 
 

@@ -13,6 +13,7 @@ attribute write per job, so the hot path stays cheap.
 import sys
 import time
 import traceback
+from collections import deque
 from datetime import timedelta
 
 from django.utils import timezone
@@ -31,7 +32,7 @@ class JobTimeout(TimeoutError):  # noqa: N818 - named like the outcome it record
 class Slot:
     """What one claim thread is doing, as the watchdog sees it."""
 
-    __slots__ = ("current", "pending", "thread")
+    __slots__ = ("current", "pending", "thread", "waiting")
 
     def __init__(self):
         # (claimed job, time.monotonic() at its start) or None. One tuple,
@@ -41,6 +42,25 @@ class Slot:
         # Outcomes not yet written to the database.
         self.pending = []
         self.thread = None
+        # Claimed jobs of the current batch that have not started. The claim
+        # thread pops the next job from the left; the main thread may take
+        # them all to hand them back (see WorkerProcess). deque.popleft() is
+        # atomic, so each job goes to exactly one of the two threads.
+        self.waiting = deque()
+
+    def next_job(self):
+        """The next waiting job, or None."""
+        try:
+            return self.waiting.popleft()
+        except IndexError:
+            return None
+
+    def take_waiting(self) -> list:
+        """Remove and return every waiting job (they will not start here)."""
+        taken = []
+        while (job := self.next_job()) is not None:
+            taken.append(job)
+        return taken
 
 
 class Verdict:

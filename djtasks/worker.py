@@ -12,6 +12,7 @@ process, which the supervisor replaces.
 """
 
 import faulthandler
+import functools
 import logging
 import os
 import signal
@@ -43,6 +44,10 @@ TICK = 0.1
 CANCEL_POLL_INTERVAL = 1.0
 # Seconds between two memory checks (with --max-memory-per-child).
 MEMORY_CHECK_INTERVAL = 1.0
+# A job running this long makes the rest of its batch go back to READY, so
+# other workers (or this process's next batch) run them: claimed jobs never
+# wait long behind a slow one.
+HAND_BACK_AFTER = 0.5
 
 
 def new_worker_id() -> str:
@@ -67,6 +72,7 @@ class WorkerProcess:
         max_memory_kb: int | None = None,
         supervised: bool = False,
         status=None,
+        inflight=None,
     ):
         self.backend = task_backends[backend]
         self.database = self.backend.database
@@ -85,6 +91,11 @@ class WorkerProcess:
         # [0] the main thread's last tick, [1 + i] the hard deadline of the
         # job claim thread i runs (0: none), both time.monotonic().
         self.status = status
+        # Shared with the supervisor: which job each thread runs (see
+        # djtasks.inflight), or None.
+        self.inflight = inflight
+        # Jobs taken from behind a slow job, still to be handed back.
+        self.handing_back = []
         self.parent_pid = os.getppid()
         self.stopping = threading.Event()
         self.immediate = False
@@ -177,6 +188,7 @@ class WorkerProcess:
             if verdict is not None:
                 self._end_by_force(verdict)
                 return
+            self._release_waiting()
             now = time.monotonic()
             for interval, chore, name in chores:
                 if now >= next_due[name]:
@@ -258,6 +270,25 @@ class WorkerProcess:
             # Claim threads may be stuck in task code: end the process now.
             logging.shutdown()
             os._exit(code)
+
+    def _release_waiting(self) -> None:
+        """Hand back the claimed jobs that wait behind a job running too long."""
+        now = time.monotonic()
+        for slot in self.slots:
+            current = slot.current
+            if current is not None and slot.waiting and now - current[1] > HAND_BACK_AFTER:
+                taken = slot.take_waiting()
+                self.budget.give_back(len(taken))
+                self.handing_back.extend(taken)
+        if not self.handing_back:
+            return
+        # The taken jobs are RUNNING rows of this worker that no thread will
+        # start; until the UPDATE succeeds they stay in handing_back and the
+        # next tick tries again (and _settle hands back whatever is left).
+        job_ids = [job.id for job in self.handing_back]
+        hand_back = functools.partial(rescue.hand_back, self.database, self.worker_id, job_ids)
+        if self._call_database("hand back", hand_back):
+            self.handing_back.clear()
 
     # --- chores --------------------------------------------------------------
 

@@ -112,3 +112,20 @@ def test_an_outcome_the_database_refuses_fails_that_job_only(run_worker):
         assert "refused to store the outcome (SUCCESSFUL)" in job.errors[0]["traceback"]
     else:
         assert job.status == JobStatus.SUCCESSFUL and job.return_value == "a\x00b"
+
+
+def test_each_job_logs_one_start_and_one_finish_line(run_worker, caplog):
+    good = tasks.add.enqueue(1, 2).id
+    bad = tasks.failing.enqueue().id
+
+    with caplog.at_level("INFO", logger="djtasks"):
+        run_worker()
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "djtasks"]
+    for job_id, outcome in ((good, "SUCCESSFUL"), (bad, "FAILED")):
+        mine = [line for line in lines if line.startswith(f"job {job_id} ")]
+        # id, task, queue and attempt on both lines; outcome and duration at the end.
+        assert len(mine) == 2, mine
+        assert mine[0].endswith("queue=default attempt=1/1 started")
+        assert f"queue=default attempt=1/1 outcome={outcome} duration=" in mine[1]
+        assert "task=tests.tasks." in mine[0] and "task=tests.tasks." in mine[1]

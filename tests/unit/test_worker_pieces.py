@@ -231,3 +231,38 @@ def test_supervisor_sees_a_wedged_child_only_with_an_overdue_job():
     assert child([now, overdue]).wedged(now) is False
     # Not started yet.
     assert child([0.0, overdue]).wedged(now) is False
+
+
+def test_the_in_flight_board_shows_only_running_jobs():
+    import multiprocessing
+
+    from djtasks.inflight import InFlightBoard
+
+    board = InFlightBoard(multiprocessing.get_context("fork"), threads=3)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    assert board.job_ids() == []
+
+    board.running(0, first)
+    board.running(2, second)
+    assert board.job_ids() == [first, second]
+
+    board.idle(0)
+    assert board.job_ids() == [second]
+
+
+def test_slot_hands_each_waiting_job_to_exactly_one_taker():
+    from djtasks.watchdog import Slot
+
+    slot = Slot()
+    slot.waiting.extend(range(10_000))
+    popped = []
+
+    def claim_thread():
+        while (job := slot.next_job()) is not None:
+            popped.append(job)
+
+    thread = threading.Thread(target=claim_thread)
+    thread.start()
+    taken = slot.take_waiting()
+    thread.join()
+    assert sorted(popped + taken) == list(range(10_000))

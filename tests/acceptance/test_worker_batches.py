@@ -1,0 +1,89 @@
+"""Batched claims with real runworker processes: never held, never wrongly lost.
+
+A worker claims short jobs in batches. These tests prove the two ways a
+batch could hurt do not happen: jobs waiting behind an unexpectedly slow
+job are handed back for others to run, and a worker killed in the middle of
+a batch costs an attempt only to the job it was running.
+"""
+
+import os
+import signal
+
+import pytest
+from django.db import transaction
+
+from djtasks.models import Job, JobStatus
+from tests import tasks
+from tests.acceptance.conftest import wait_for
+from tests.models import Ledger
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def finished(count):
+    done = Job.objects.filter(status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED]).count()
+    return done >= count
+
+
+def warm_up(worker, count=150):
+    """Run ``count`` quick jobs, so the worker's next claims are big batches."""
+    with transaction.atomic():
+        for _ in range(count):
+            tasks.ledger.enqueue(tag="warm-up")
+    wait_for(lambda: finished(count), 30, "the warm-up jobs", worker)
+
+
+def test_jobs_waiting_behind_a_slow_job_are_handed_back_to_other_workers(start_worker):
+    first = start_worker("--processes", "1")
+    warm_up(first)
+    # One transaction: the idle worker wakes once and claims a batch, the
+    # slow job first (higher priority), quick ones waiting behind it.
+    with transaction.atomic():
+        slow = tasks.ledger.using(priority=10).enqueue(tag="slow", seconds=6).id
+        quick = [tasks.ledger.enqueue(tag="quick").id for _ in range(20)]
+    wait_for(lambda: Ledger.objects.filter(tag="slow").exists(), 20, "the slow job", first)
+    first.wait_for_log("unfinished job(s) back to READY")
+
+    # A second worker starts only now, so it can run the quick jobs only if
+    # the first one gave them up.
+    second = start_worker("--processes", "1")
+    wait_for(
+        lambda: Job.objects.filter(pk__in=quick, status=JobStatus.SUCCESSFUL).count() == 20,
+        20,
+        "the quick jobs",
+        [first, second],
+    )
+    assert Job.objects.get(pk=slow).status == JobStatus.RUNNING
+    runs = Ledger.objects.filter(tag="quick")
+    assert runs.count() == 20  # each ran once: handed back, not run twice
+    slow_pid = Ledger.objects.get(tag="slow").pid
+    assert slow_pid not in {run.pid for run in runs}
+    assert set(Job.objects.filter(pk__in=quick).values_list("attempts", flat=True)) == {1}
+
+
+def test_a_worker_killed_mid_batch_costs_an_attempt_only_to_its_running_job(start_worker):
+    total = 300
+    # max_attempts=1: a job wrongly counted as lost would end FAILED.
+    with transaction.atomic():
+        for _ in range(total):
+            tasks.ledger.enqueue(tag="batch", seconds=0.005)
+    worker = start_worker("--processes", "1")
+    first_run = wait_for(
+        lambda: Ledger.objects.filter(tag="batch").count() >= 100 and Ledger.objects.first(),
+        30,
+        "a third of the jobs",
+        worker,
+    )
+
+    os.kill(first_run.pid, signal.SIGKILL)
+
+    worker.wait_for_log("killed by SIGKILL")
+    wait_for(lambda: finished(total), 30, "every job to finish", worker)
+    failed = list(Job.objects.filter(status=JobStatus.FAILED))
+    # One claim thread: at most the one job it was running is lost.
+    assert len(failed) <= 1, [job.errors for job in failed]
+    for job in failed:
+        assert job.errors[-1]["exception_class_path"] == "djtasks.rescue.WorkerLost"
+    assert Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == total - len(failed)
+    # The rest of the killed process's batch went back to READY, uncounted.
+    assert not Job.objects.filter(attempts__gt=1, status=JobStatus.SUCCESSFUL).exists()
