@@ -101,3 +101,61 @@ def test_listen_can_be_switched_off():
     assert listen_enabled("default") is True
     with override_settings(DJTASKS={"LISTEN": False}):
         assert listen_enabled("default") is False
+
+
+class SessionMovingPooler:
+    """A connection as a transaction-mode pooler hands it out: each statement
+    may run on another server session, so LISTEN and its notifications part."""
+
+    def __init__(self, connect):
+        self._listen_session = connect()
+        self._read_session = connect()
+
+    def execute(self, query, params=None):
+        return self._listen_session.execute(query, params)
+
+    def notifies(self, timeout=None, stop_after=None):
+        return self._read_session.notifies(timeout=timeout, stop_after=stop_after)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._listen_session.close()
+        self._read_session.close()
+
+
+def test_a_pooler_that_moves_sessions_is_detected_and_workers_poll(monkeypatch, caplog):
+    import djtasks.notify
+
+    monkeypatch.setattr(djtasks.notify, "PING_TIMEOUT", 0.3)
+    doorbell = Doorbell()
+    listener = Listener("default", ["default"], doorbell, threading.Event())
+    plain_connect = listener._connect
+    monkeypatch.setattr(listener, "_connect", lambda: SessionMovingPooler(plain_connect))
+
+    with caplog.at_level("WARNING", logger="djtasks"):
+        listener.start()
+        listener.join(timeout=10)
+
+    assert not listener.is_alive(), "the listener gives up instead of listening in vain"
+    assert listener.broken
+    assert not listener.listening.is_set()
+    assert "transaction-mode pooler" in caplog.text
+    # Nothing rings the doorbell: idle claim threads wait out POLL_INTERVAL.
+    assert doorbell.rings == 0
+
+
+def test_a_direct_connection_passes_the_ping(monkeypatch):
+    import djtasks.notify
+
+    monkeypatch.setattr(djtasks.notify, "PING_TIMEOUT", 2.0)
+    stopping = threading.Event()
+    listener = Listener("default", ["default"], Doorbell(), stopping)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        assert not listener.broken
+    finally:
+        stopping.set()
+        listener.join(timeout=5)
