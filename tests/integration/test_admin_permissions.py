@@ -106,16 +106,22 @@ def failed_job_action(client, job, action):
     )
 
 
-@pytest.mark.parametrize("action", ["retry_jobs", "cancel_jobs", "run_jobs_now"])
-def test_view_permission_is_not_enough_to_act(client, django_user_model, objects, action):
-    client = login_as(client, django_user_model, VIEWER)
+@pytest.mark.parametrize("kind", [ANONYMOUS, NON_STAFF, STAFF, VIEWER])
+@pytest.mark.parametrize("action", ["retry_jobs", "cancel_jobs", "run_jobs_now", "delete_selected"])
+def test_bulk_job_actions_need_change_permission(client, django_user_model, objects, action, kind):
+    client = login_as(client, django_user_model, kind)
     job = objects["job"]
     ready = Job.objects.create(task_path="tests.tasks.add", available_at=timezone.now())
     for target in (job, ready):
-        failed_job_action(client, target, action)
-    offered = client.get(reverse("admin:djtasks_job_changelist")).context["action_form"]
-    # No action at all is offered (the admin then drops the action form).
-    assert offered is None
+        response = failed_job_action(client, target, action)
+        assert response.status_code in (200, 302, 403)
+        if kind in (ANONYMOUS, NON_STAFF):  # outsiders: to the login page
+            assert response["Location"].startswith(reverse("admin:login"))
+    if kind == VIEWER:
+        offered = client.get(reverse("admin:djtasks_job_changelist")).context["action_form"]
+        # No action at all is offered (the admin then drops the action form).
+        assert offered is None
+    assert Job.objects.filter(pk__in=[job.pk, ready.pk]).count() == 2
     job.refresh_from_db()
     ready.refresh_from_db()
     assert job.status == JobStatus.FAILED
@@ -143,9 +149,10 @@ def test_viewer_sees_no_action_buttons_on_a_job_page(client, django_user_model, 
     assert "djtasks-operation" not in body
 
 
+@pytest.mark.parametrize("kind", [ANONYMOUS, NON_STAFF, STAFF, VIEWER])
 @pytest.mark.parametrize("action", ["enable", "disable", "run_now"])
-def test_schedule_actions_need_change_permission(client, django_user_model, objects, action):
-    client = login_as(client, django_user_model, VIEWER)
+def test_schedule_actions_need_change_permission(client, django_user_model, objects, action, kind):
+    client = login_as(client, django_user_model, kind)
     schedule = objects["schedule"]
     client.post(
         reverse("admin:djtasks_schedule_changelist"),
