@@ -160,6 +160,11 @@ class WorkerProcess:
         if listen_enabled(self.database) and not self.burst:
             self.listener = Listener(self.database, self.queues, self.doorbell, self.stopping)
             self.listener.start()
+        if self.status is not None:
+            # A first tick before any job can start: a job that takes the GIL
+            # at once would otherwise keep the main thread from ever ticking,
+            # and the supervisor reads "never ticked" as "still starting".
+            self.status[0] = time.monotonic()
         for index, claimer in enumerate(self.claimers):
             claimer.slot.thread = threading.Thread(
                 target=claimer.run, name=f"djtasks-{index}", daemon=True
