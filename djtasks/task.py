@@ -27,6 +27,11 @@ OPTION_NAMES = (
     "about",
 )
 
+# Hooks are read from the registered task when the worker runs the job (the
+# row stores the task's path, not the callables), so they belong on the
+# definition and .using() refuses them rather than dropping them silently.
+HOOK_NAMES = ("on_success", "on_failure", "on_retry")
+
 
 def absolute_run_after(run_after):
     """Turn a timedelta run_after into an aware datetime from now."""
@@ -84,6 +89,12 @@ class DatabaseTask(Task):
         )
         if unknown:
             raise TypeError(f"Unknown task option(s): {', '.join(sorted(unknown))}.")
+        hooks = [name for name in HOOK_NAMES if name in changes]
+        if hooks:
+            raise TypeError(
+                f"{', '.join(hooks)} cannot be set with .using(): the worker calls the hooks "
+                "of the task as defined, so set them on the task definition (@task(...))."
+            )
         if run_after is not None:
             changes["run_after"] = absolute_run_after(run_after)
         # dataclasses.replace re-runs __post_init__, so the result is

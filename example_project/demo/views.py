@@ -17,6 +17,10 @@ from .tasks import add, build_report, flaky, slow_count
 # How long the "scheduled for later" demo waits before it may run.
 LATER = timedelta(seconds=30)
 
+# These pages need no login: they show the demo's own jobs only, never the
+# arguments or results of other jobs sharing the table.
+DEMO_TASKS = "example_project.demo.tasks."
+
 
 def _report():
     report = Report.objects.create(title=f"Demo report {random.randint(1000, 9999)}")
@@ -36,7 +40,7 @@ DEMOS = {
 
 
 def index(request):
-    jobs = Job.objects.defer("args", "kwargs", "errors").order_by("-enqueued_at")[:20]
+    jobs = _demo_jobs().defer("args", "kwargs", "errors").order_by("-enqueued_at")[:20]
     demos = [(name, label) for name, (label, _) in DEMOS.items()]
     return render(request, "demo/index.html", {"jobs": jobs, "demos": demos})
 
@@ -75,8 +79,12 @@ def job_json(request, job_id):
     )
 
 
+def _demo_jobs():
+    return Job.objects.filter(task_path__startswith=DEMO_TASKS)
+
+
 def _job_or_404(job_id):
     try:
-        return Job.objects.get(pk=job_id)
+        return _demo_jobs().get(pk=job_id)
     except (Job.DoesNotExist, ValueError) as error:
         raise Http404("No such job") from error

@@ -3,22 +3,34 @@
 Convention for ```python blocks:
 
 * every block must compile;
-* a block whose nearest non-blank line above is ``<!-- fragment -->`` (it
-  needs names the reader has, e.g. a ``result``, or a project's models) is
-  only compiled;
+* a block whose nearest non-blank line above is ``<!-- fragment -->`` is
+  only compiled. Only samples of other libraries (the Celery "before"
+  samples, whose first line is ``# Celery``) may be fragments;
+* a block that needs names the reader has (a ``result``, a project's
+  models, jobs already enqueued) gets them from a hidden setup comment right
+  above it, which runs first in the same namespace (Markdown renderers do
+  not show HTML comments)::
+
+      <!-- setup
+      result = send_welcome.enqueue(7)
+      -->
+
+* a block marked ``<!-- run by test_name -->`` needs more than a namespace
+  (a thread of its own, PostgreSQL): the named test in this module runs it;
 * every other block runs, in the test database. The blocks of one file run
   in order in one namespace (like a shell session), which starts with a copy
   of the UPPERCASE Django settings, so ``# settings.py`` snippets such as
   ``DATABASES["default"]["OPTIONS"] = ...`` run as they would there.
 
-Shell blocks are not run; their ``--flags`` on lines that call runworker or
-runbeat must be options of that command. Tables of settings, task options,
-flags and checks are compared with the code.
+Shell blocks are not run; their ``--flags`` on lines that call runworker,
+runbeat or prunejobs must be options of that command. Tables of settings,
+task options, flags and checks are compared with the code.
 """
 
 import copy
 import re
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,9 +49,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```\s*([\w+-]*)\s*$")
 FRAGMENT = re.compile(r"^<!--\s*fragment\b.*-->\s*$")
+SETUP = re.compile(r"^<!--\s*setup\s*$")
+RUN_BY = re.compile(r"^<!--\s*run by (test_\w+)\s*-->\s*$")
+OTHER_LIBRARY = "# Celery"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 SHELL_LANGUAGES = {"", "sh", "bash", "shell", "console"}
-COMMANDS = ("runworker", "runbeat")
+COMMANDS = ("runworker", "runbeat", "prunejobs")
 
 
 class Block:
@@ -49,6 +64,8 @@ class Block:
         self.line = line  # 1-based line of the block's first code line
         self.code = code
         self.fragment = fragment
+        self.setup = None  # a Block of the hidden setup code, if any
+        self.run_by = None  # the name of the test that runs it, if any
 
     @property
     def where(self) -> str:
@@ -68,20 +85,47 @@ def blocks_of(path: Path) -> list[Block]:
         if not opening:
             index += 1
             continue
-        before = [line for line in lines[:index] if line.strip()]
-        fragment = bool(before) and bool(FRAGMENT.match(before[-1].strip()))
+        above = next((i for i in range(index - 1, -1, -1) if lines[i].strip()), None)
+        marker = lines[above].strip() if above is not None else ""
         end = index + 1
         while end < len(lines) and not lines[end].startswith("```"):
             end += 1
         code = "\n".join(lines[index + 1 : end]) + "\n"
-        blocks.append(Block(path, opening.group(1).lower(), index + 2, code, fragment))
+        block = Block(path, opening.group(1).lower(), index + 2, code, bool(FRAGMENT.match(marker)))
+        if marker == "-->":
+            block.setup = setup_above(path, lines, above)
+        if run_by := RUN_BY.match(marker):
+            block.run_by = run_by.group(1)
+        blocks.append(block)
         index = end + 1
     return blocks
 
 
+def setup_above(path: Path, lines: list[str], closing: int) -> Block | None:
+    """The ``<!-- setup ... -->`` comment ending on line index ``closing``."""
+    start = closing - 1
+    while start >= 0 and not lines[start].strip().startswith("<!--"):
+        start -= 1
+    if start < 0 or not SETUP.match(lines[start].strip()):
+        return None
+    code = "\n".join(lines[start + 1 : closing]) + "\n"
+    return Block(path, "python", start + 2, code, fragment=False)
+
+
 ALL_BLOCKS = [block for path in DOCS for block in blocks_of(path)]
 PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.language == "python"]
-RUNNABLE_FILES = sorted({block.path for block in PYTHON_BLOCKS if not block.fragment})
+
+
+def runs_in_session(block: Block) -> bool:
+    return block.language == "python" and not block.fragment and block.run_by is None
+
+
+RUNNABLE_FILES = sorted({block.path for block in PYTHON_BLOCKS if runs_in_session(block)})
+
+
+def block_run_by(test_name: str) -> Block:
+    [block] = [block for block in ALL_BLOCKS if block.run_by == test_name]
+    return block
 
 
 def test_the_docs_have_python_samples():
@@ -91,12 +135,33 @@ def test_the_docs_have_python_samples():
 
 def test_every_python_sample_compiles():
     broken = []
-    for block in PYTHON_BLOCKS:
+    for block in PYTHON_BLOCKS + [block.setup for block in ALL_BLOCKS if block.setup]:
         try:
             block.compiled()
         except SyntaxError as error:
             broken.append(f"{block.path.relative_to(ROOT)}:{error.lineno}: {error.msg}")
     assert not broken, "Python samples that do not compile:\n" + "\n".join(broken)
+
+
+def test_only_samples_of_other_libraries_are_left_unrun():
+    unrun = [
+        block.where
+        for block in PYTHON_BLOCKS
+        if block.fragment and not block.code.startswith(OTHER_LIBRARY)
+    ]
+    assert not unrun, "Samples only compiled (give them a setup or a test):\n" + "\n".join(unrun)
+
+
+def test_every_sql_sample_and_marked_sample_has_its_test():
+    sql = [block.where for block in ALL_BLOCKS if block.language == "sql" and not block.run_by]
+    assert not sql, "SQL samples no test runs (mark them <!-- run by test_... -->): " + str(sql)
+    named = {block.run_by for block in ALL_BLOCKS if block.run_by}
+    assert named <= {name for name in globals() if name.startswith("test_")}
+
+
+def test_setup_comments_belong_to_python_samples():
+    stray = [block.where for block in ALL_BLOCKS if block.setup and block.language != "python"]
+    assert not stray
 
 
 @pytest.fixture
@@ -138,15 +203,17 @@ def check_djtasks_setting(where: str, value) -> None:
 def test_python_samples_run(path):
     namespace = settings_namespace(path)
     for block in blocks_of(path):
-        if block.language != "python" or block.fragment:
+        if not runs_in_session(block):
             continue
         before = namespace.get("DJTASKS")
         try:
+            if block.setup is not None:
+                exec(block.setup.compiled(), namespace)  # noqa: S102 - our own documentation
             exec(block.compiled(), namespace)  # noqa: S102 - our own documentation
         except Exception as error:
             raise AssertionError(
                 f"{block.where}: the sample raised {type(error).__name__}: {error} "
-                f"(mark it <!-- fragment --> if it cannot run standalone)"
+                f"(give it the names it needs in a <!-- setup --> comment)"
             ) from error
         if namespace.get("DJTASKS") is not before:
             check_djtasks_setting(block.where, namespace["DJTASKS"])
@@ -294,3 +361,45 @@ def test_health_check_one_liner():
     assert health_check_exit(command) == 1  # stale
     Worker.objects.update(last_heartbeat_at=timezone.now(), stopped_at=timezone.now())
     assert health_check_exit(command) == 1  # stopped
+
+
+# --- samples that need a test of their own ----------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_in_a_thread_sample():
+    """docs/beat.md: a Beat in a thread of one's own process (a committed view
+    of the database, as a real process has); its ``...`` waits for the beat's
+    first tick, proven by the built-in pruning schedule it syncs."""
+    from djtasks.models import Schedule
+    from djtasks.prune import SCHEDULE_NAME
+
+    def wait_for_the_first_tick():
+        deadline = time.monotonic() + 30
+        while not Schedule.objects.filter(name=SCHEDULE_NAME).exists():
+            assert time.monotonic() < deadline, "the beat thread never ticked"
+            time.sleep(0.05)
+
+    block = block_run_by("test_beat_in_a_thread_sample")
+    code = block.code.replace("\n...\n", "\nwait_for_the_first_tick()\n")
+    assert code != block.code
+    namespace = {"wait_for_the_first_tick": wait_for_the_first_tick}
+    exec(compile("\n" * (block.line - 1) + code, str(block.path), "exec"), namespace)  # noqa: S102
+    assert not namespace["thread"].is_alive()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db
+def test_autovacuum_sql_sample():
+    """docs/deployment.md: the autovacuum statement runs and sets what it says."""
+    from django.db import connection
+
+    block = block_run_by("test_autovacuum_sql_sample")
+    with connection.cursor() as cursor:
+        cursor.execute(block.code)
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'djtasks_job'")
+        [options] = cursor.fetchone()
+    assert set(options) == {
+        "autovacuum_vacuum_scale_factor=0.02",
+        "autovacuum_analyze_scale_factor=0.02",
+    }

@@ -375,7 +375,7 @@ def test_standard_logging_receiver_logs_the_traceback_of_a_failure(caplog, frame
     assert "logged boom" in caplog.text
 
 
-def test_enqueue_signal_for_bulk_and_for_aenqueue(signal_log):
+def test_enqueue_signal_for_enqueue_and_for_aenqueue(signal_log):
     tasks.noop.enqueue()
     async_to_sync(tasks.noop.aenqueue)()
 

@@ -139,12 +139,17 @@ def test_payload_just_under_the_limit_is_accepted():
         {"expires": timedelta(0)},
         {"retry_on": ["ValueError"]},
         {"unique_key": ""},
-        {"on_success": "not callable"},
     ],
 )
 def test_bad_djtasks_options(options):
     with pytest.raises(InvalidTask):
         tasks.noop.using(**options)
+
+
+def test_hook_that_is_not_callable():
+    # Hooks are set on the definition only (.using() refuses them).
+    with pytest.raises(InvalidTask, match="on_success must be callable"):
+        djtasks.task(on_success="not callable")(tasks.not_a_task)
 
 
 def test_unknown_option_in_using_or_decorator():

@@ -97,6 +97,18 @@ def test_unknown_jobs_are_404(client):
     assert client.get(reverse("job-detail", args=[uuid.uuid4()])).status_code == 404
 
 
+def test_pages_show_only_the_demo_jobs(client):
+    demo = Job.objects.create(task_path="example_project.demo.tasks.add", return_value=3)
+    other = Job.objects.create(task_path="tests.tasks.echo", args=["secret"], return_value="x")
+
+    index = client.get(reverse("index")).content.decode()
+    assert reverse("job-detail", args=[demo.pk]) in index
+    assert reverse("job-detail", args=[other.pk]) not in index
+    assert "tests.tasks.echo" not in index
+    assert client.get(reverse("job-json", args=[other.pk])).status_code == 404
+    assert client.get(reverse("job-detail", args=[other.pk])).status_code == 404
+
+
 def test_job_page_escapes_task_data(client):
     job = Job.objects.create(task_path="example_project.demo.tasks.add", return_value=SCRIPT)
     body = client.get(reverse("job-detail", args=[job.pk])).content.decode()

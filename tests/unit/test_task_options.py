@@ -43,6 +43,12 @@ def test_using_keeps_the_other_options():
     assert tasks.with_options.max_attempts == 5
 
 
+@pytest.mark.parametrize("hook", ["on_success", "on_failure", "on_retry"])
+def test_using_refuses_hooks_which_the_worker_takes_from_the_definition(hook):
+    with pytest.raises(TypeError, match=f"{hook} cannot be set with .using.*task definition"):
+        tasks.noop.using(**{hook: print})
+
+
 def test_decorator_validates_options():
     with pytest.raises(InvalidTask, match="max_attempts"):
         djtasks.task(max_attempts=0)(tasks.not_a_task)
