@@ -122,6 +122,9 @@ def test_demo_serves_the_site_runs_a_job_and_stops_cleanly(demo):
     assert job["status"] == "SUCCESSFUL"
     assert isinstance(job["return_value"], int)
 
+    # The demo runs a beat beside the worker; a quick job can finish before
+    # the beat has said anything, so wait for its first line.
+    wait_for(lambda: "[beat]" in log_path.read_text(), START_TIMEOUT, "the beat to start")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=STOP_TIMEOUT) == 0
     log = log_path.read_text()
