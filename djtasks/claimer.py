@@ -18,6 +18,7 @@ from .completion import Outcome, class_path, error_entry
 from .conf import settings
 from .control import Cancelled
 from .executor import JOB_FORMAT, Executor, job_fields
+from .limited_claim import LimitedGate
 
 logger = logging.getLogger("djtasks")
 
@@ -84,6 +85,8 @@ class Claimer:
         self.status = owner.status
         self.status_index = 1 + index
         self.processed = 0
+        # Paces the look for jobs under a limit (djtasks.limited_claim).
+        self.limited_gate = LimitedGate(owner.poll_interval)
         self._log_starts = logger.isEnabledFor(logging.DEBUG)
 
     def run(self) -> None:
@@ -138,7 +141,14 @@ class Claimer:
             return None
         jobs = []
         try:
-            jobs = claim(owner.database, owner.worker_id, owner.queues, size, timezone.now())
+            jobs = claim(
+                owner.database,
+                owner.worker_id,
+                owner.queues,
+                size,
+                timezone.now(),
+                self.limited_gate,
+            )
         finally:
             owner.budget.give_back(size - len(jobs))
         return jobs
