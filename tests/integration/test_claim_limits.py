@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 import djtasks
-from djtasks import rescue
+from djtasks import limited_claim, rescue
 from djtasks.claim import claim
 from djtasks.compat import InvalidTask
 from djtasks.completion import Outcome, record
@@ -191,7 +191,23 @@ def _race(count, function):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_racing_claimers_never_exceed_a_concurrency_key():
+def test_racing_claimers_never_exceed_a_concurrency_key(monkeypatch):
+    # Each claimer dawdles between deciding and committing, so without the
+    # lock on the key's row they would all decide on the same counts.
+    save = limited_claim._Ledger.save
+
+    def slow_save(ledger):
+        time.sleep(0.1)
+        save(ledger)
+
+    monkeypatch.setattr(limited_claim._Ledger, "save", slow_save)
+    # A first round, so the keys' rows exist (inserting a new key makes the
+    # claimers wait for each other anyway).
+    tasks.per_customer.enqueue(9)
+    tasks.rate_limited.enqueue()
+    warm_up = claim_at(timezone.now())
+    finished = [Outcome(job.id, "SUCCESSFUL", timezone.now(), attempt=1) for job in warm_up]
+    record("default", "w", finished)
     for _ in range(20):
         tasks.per_customer.enqueue(9)
     djtasks.bulk_enqueue(tasks.rate_limited, [((), {})] * 20)
@@ -200,8 +216,9 @@ def test_racing_claimers_never_exceed_a_concurrency_key():
 
     keyed = [job for batch in claimed for job in batch if job.args == [9]]
     rated = [job for batch in claimed for job in batch if not job.args]
+    assert len(warm_up) == 2
     assert len(keyed) == 2
-    assert len(rated) == 5
+    assert len(rated) == 4  # 5 a second, one of them taken by the first round
     assert Job.objects.filter(status=JobStatus.RUNNING, concurrency_key="customer:9").count() == 2
 
 
@@ -224,3 +241,33 @@ def test_a_unique_key_is_free_again_after_racing_claimers_finish_it():
 
     assert len({result.id for result in again}) == 1
     assert again[0].id != first.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_with_only_waiting_jobs_does_not_spin(monkeypatch):
+    from djtasks import claimer
+    from djtasks.worker import WorkerProcess
+
+    calls = []
+
+    def counting_claim(*args):
+        calls.append(time.monotonic())
+        return claim(*args)
+
+    monkeypatch.setattr(claimer, "claim", counting_claim)
+    waiting = [tasks.rate_limited.using(rate_limit="1/h").enqueue().id for _ in range(3)]
+    flowing = [r.id for r in djtasks.bulk_enqueue(tasks.noop, [((), {})] * 5)]
+    worker = WorkerProcess(poll_interval=0.2, threads=2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        time.sleep(1.5)
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+
+    done = Job.objects.filter(status=JobStatus.SUCCESSFUL).values_list("id", flat=True)
+    assert {str(pk) for pk in done} == {*flowing, waiting[0]}
+    # Two threads polling every 0.2 s for 1.5 s claim about 15 times; a
+    # worker spinning on the waiting jobs would claim thousands of times.
+    assert len(calls) < 40, len(calls)
