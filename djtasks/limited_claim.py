@@ -12,9 +12,12 @@ transaction, in this order:
    count) are filtered out here already, so a long queue of waiting jobs is
    skipped in SQL, left READY and untouched: no write, no spin, and other
    jobs flow past it. The filter is only a hint; step 3 decides.
-2. The djtasks_limit row of every key the candidates need, created if
-   missing and locked FOR UPDATE in key order: claimers that need the same
-   key take turns, and, locking in one order, never deadlock.
+2. The locks of every key the candidates need: the djtasks_limit row of
+   each rate limit (created if missing) FOR UPDATE, then a transaction
+   advisory lock per concurrency key, each kind in sorted order. Claimers
+   that need the same key take turns and, locking in one order, never
+   deadlock. (They wait only for each other's limit bookkeeping: the
+   candidate rows were locked with SKIP LOCKED, so nothing waits for them.)
 3. With the locks held, each candidate in turn starts if every limit it is
    under has room: a rate limit counts the starts booked on its row within
    the sliding window; a concurrency key counts its RUNNING rows, read
@@ -31,9 +34,11 @@ This assumes READ COMMITTED (the default of PostgreSQL and Django): each
 statement after the lock sees what was committed before it.
 """
 
+import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 
+from django.db import connections
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Concat
 
@@ -41,6 +46,9 @@ from .limits import CONCURRENCY_PREFIX, QUEUE_PREFIX, TASK_PREFIX, Rate, parse_r
 from .models import Job, JobStatus, Limit
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The first half of djtasks' advisory lock ids (pg_advisory_xact_lock(int,
+# int)), so they do not meet other applications' single-number locks: "djtk".
+ADVISORY_CLASS = 0x646A746B
 
 _CANDIDATE_FIELDS = (
     "id",
@@ -158,25 +166,17 @@ class _Ledger:
     def __init__(self, database, now, keys):
         self.database = database
         self.now = _micros(now)
-        rows = Limit.objects.using(database)
-        # Created first, in key order (an INSERT of a new key waits for a
-        # concurrent one of the same key, so the order matters here too).
-        rows.bulk_create([Limit(key=key) for key in keys], ignore_conflicts=True)
-        # FOR UPDATE, rows locked in key order (PostgreSQL locks rows as the
-        # sorted result yields them): see the module docstring.
-        self.rows = {
-            row.key: row for row in rows.filter(key__in=keys).order_by("key").select_for_update()
-        }
+        rate_keys = [key for key in keys if not key.startswith(CONCURRENCY_PREFIX)]
+        concurrency_keys = [
+            key.removeprefix(CONCURRENCY_PREFIX) for key in keys if key not in rate_keys
+        ]
+        # Lock order, the same in every claimer: rate rows, then concurrency
+        # keys, each sorted.
+        self.rows = _lock_rate_rows(database, rate_keys)
+        _lock_concurrency_keys(database, concurrency_keys)
         self.running = dict(
             Job.objects.using(database)
-            .filter(
-                status=JobStatus.RUNNING,
-                concurrency_key__in=[
-                    key.removeprefix(CONCURRENCY_PREFIX)
-                    for key in keys
-                    if key.startswith(CONCURRENCY_PREFIX)
-                ],
-            )
+            .filter(status=JobStatus.RUNNING, concurrency_key__in=concurrency_keys)
             .order_by()
             .values("concurrency_key")
             .annotate(count=Count("pk"))
@@ -222,6 +222,44 @@ class _Ledger:
                 Limit.objects.using(self.database).filter(pk=row.pk).update(
                     starts=starts, blocked_until=blocked_until
                 )
+
+
+def _lock_rate_rows(database, keys) -> dict:
+    """The djtasks_limit rows of ``keys``, created if missing, locked."""
+    if not keys:
+        return {}
+    rows = Limit.objects.using(database)
+    # Created first, in key order (an INSERT of a new key waits for a
+    # concurrent one of the same key, so the order matters here too).
+    rows.bulk_create([Limit(key=key) for key in keys], ignore_conflicts=True)
+    # FOR UPDATE, rows locked in key order (PostgreSQL locks rows as the
+    # sorted result yields them), so claimers never deadlock.
+    locked = rows.filter(key__in=keys).order_by("key").select_for_update()
+    return {row.key: row for row in locked}
+
+
+def _lock_concurrency_keys(database, keys) -> None:
+    """Take a transaction-scoped lock per concurrency key (PostgreSQL).
+
+    An advisory lock, not a row: there may be a key per customer, and an
+    advisory lock leaves nothing behind to prune. It is released at commit,
+    after the chosen jobs are RUNNING. Two keys whose hashes collide share a
+    lock, which only makes their claimers take turns. SQLite needs none: its
+    claims run one at a time.
+    """
+    connection = connections[database]
+    if not keys or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        # Sorted by lock id: one order in every claimer, so no deadlock.
+        for lock_id in sorted({_lock_id(key) for key in keys}):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_CLASS, lock_id])
+
+
+def _lock_id(key: str) -> int:
+    # A hash that is the same in every process (Python's hash() is not).
+    digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _room_again(starts, rate: Rate):

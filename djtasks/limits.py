@@ -15,8 +15,8 @@ from .conf import settings
 PERIODS = {"s": 1, "m": 60, "h": 3600}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")
 
-# Keys of djtasks_limit rows: one per rate-limited queue, rate-limited task
-# and concurrency key.
+# Keys of djtasks_limit rows (one per rate-limited queue and task), and the
+# namespace of concurrency keys in the claim's bookkeeping.
 QUEUE_PREFIX = "queue:"
 TASK_PREFIX = "task:"
 CONCURRENCY_PREFIX = "concurrency:"

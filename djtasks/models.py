@@ -313,11 +313,11 @@ class Job(models.Model):
 
 
 class Limit(models.Model):
-    """The shared state of one rate limit or concurrency key.
+    """The shared state of one rate limit: a queue's or a task's.
 
     Claims lock this row (SELECT ... FOR UPDATE) while they decide whether
-    jobs of the key may start, so workers take turns per key. ``key`` is
-    "queue:<name>", "task:<path>" or "concurrency:<key>" (djtasks.limits).
+    jobs under the limit may start, so workers take turns per limit. ``key``
+    is "queue:<name>" or "task:<path>" (djtasks.limited_claim).
     """
 
     key = models.CharField(max_length=300, unique=True)
