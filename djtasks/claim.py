@@ -11,17 +11,20 @@ in use the plain statement below is all a claim costs.
 """
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils.dateparse import parse_datetime
 
 from . import limited_claim
 from .limits import queue_rate_limits
 from .models import Job
+
+logger = logging.getLogger("djtasks")
 
 TABLE = Job._meta.db_table
 
@@ -195,7 +198,15 @@ def claim(database: str, worker_id: str, queues, limit: int, now, gate=None) -> 
     # Queues with a rate limit are claimed by _claim_limited only.
     plain_queues = [queue for queue in queues if queue not in rate_limited]
     if len(jobs) < limit and plain_queues:
-        jobs += _claim_plain(database, worker_id, plain_queues, limit - len(jobs), now)
+        try:
+            jobs += _claim_plain(database, worker_id, plain_queues, limit - len(jobs), now)
+        except DatabaseError:
+            if not jobs:
+                raise
+            # The limited jobs are RUNNING for this worker already (their
+            # transaction committed): run them rather than strand them; the
+            # next claim meets the error again.
+            logger.warning("worker %s: claim failed after limited jobs were claimed", worker_id)
     return jobs
 
 

@@ -167,6 +167,25 @@ def test_the_gate_paces_looks_that_find_nothing():
     assert len(claim("default", "w", QUEUES, 10, timezone.now(), gate)) == 1
 
 
+@pytest.mark.django_db
+def test_limited_jobs_claimed_before_a_failing_plain_claim_are_not_stranded(monkeypatch):
+    from django.db import DatabaseError
+
+    from djtasks import claim as claim_module
+
+    def broken(*args):
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(claim_module, "_claim_plain", broken)
+    limited = tasks.per_customer.enqueue(3)
+    tasks.noop.enqueue()
+
+    [job] = claim_at(timezone.now())
+    assert str(job.id) == limited.id
+    with pytest.raises(DatabaseError):
+        claim_at(timezone.now())  # nothing limited left: the error surfaces
+
+
 def _race(count, function):
     """Run ``function`` in ``count`` threads released together; return results."""
     barrier = threading.Barrier(count)
