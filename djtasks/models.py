@@ -199,7 +199,9 @@ class Job(models.Model):
     rate_limit = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
     concurrency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
-    limited = models.BooleanField(default=False)
+    # db_default too: rows inserted by code that predates the column (during
+    # a rolling upgrade) get False instead of failing NOT NULL.
+    limited = models.BooleanField(default=False, db_default=False)
 
     # The schedule run that enqueued this job, if any.
     schedule = models.ForeignKey(
