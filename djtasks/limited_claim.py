@@ -16,8 +16,8 @@ transaction, in this order:
    each rate limit (created if missing) FOR UPDATE, then a transaction
    advisory lock per concurrency key, each kind in sorted order. Claimers
    that need the same key take turns and, locking in one order, never
-   deadlock. (They wait only for each other's limit bookkeeping: the
-   candidate rows were locked with SKIP LOCKED, so nothing waits for them.)
+   deadlock. (Claimers wait only for each other's limit bookkeeping, never
+   for a job row: those were locked with SKIP LOCKED.)
 3. With the locks held, each candidate in turn starts if every limit it is
    under has room: a rate limit counts the starts booked on its row within
    the sliding window; a concurrency key counts its RUNNING rows, read
@@ -29,6 +29,10 @@ A concurrency slot needs no bookkeeping to be released: it is a RUNNING row,
 so a job that finishes, fails, is cancelled, handed back or rescued frees it.
 A rate limit's start stays booked even if the job is handed back unrun, so
 a limit errs on the side of fewer starts.
+
+On SQLite the claim transaction holds the database's write lock from BEGIN
+(IMMEDIATE), so claimers run these steps one at a time; FOR UPDATE is left
+out and no key lock is needed.
 
 This assumes READ COMMITTED (the default of PostgreSQL and Django): each
 statement after the lock sees what was committed before it.
