@@ -205,6 +205,7 @@ class JobAdmin(admin.ModelAdmin):
                     "about_column",
                     "schedule",
                     "unique_key",
+                    "limits_column",
                 )
             },
         ),
@@ -383,6 +384,15 @@ class JobAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("admin:djtasks_worker_change", args=[job.worker_id])
         return format_html('<a href="{}">{}</a>', url, job.worker_id)
+
+    @admin.display(description="limits")
+    def limits_column(self, job):
+        parts = []
+        if job.rate_limit:
+            parts.append(f"rate {job.rate_limit}")
+        if job.concurrency_key:
+            parts.append(f"at most {job.concurrency_limit} running for {job.concurrency_key}")
+        return "; ".join(parts) or "-"
 
     @admin.display(description="about")
     def about_column(self, job):

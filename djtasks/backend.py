@@ -22,6 +22,7 @@ from .compat import (
 )
 from .conf import settings
 from .insert import insert_job, insert_jobs
+from .limits import concurrency_of
 from .models import Job, JobStatus
 from .payload import prepare_arguments
 from .results import to_task_result
@@ -171,6 +172,7 @@ class DatabaseBackend(BaseTaskBackend):
             "retry_policy": policy_of(task),
             "timeout": getattr(task, "timeout", None),
             "unique_key": unique_key_of(task, path, args, kwargs),
+            **limit_values(task, args, kwargs),
             **self._about(getattr(task, "about", None)),
         }
 
@@ -206,6 +208,23 @@ class DatabaseBackend(BaseTaskBackend):
                 # The holder finished between our INSERT and our SELECT: the
                 # key is free again, so try once more.
         raise IntegrityError(f"Could not enqueue unique job {values['unique_key']!r}.")
+
+
+def limit_values(task, args, kwargs) -> dict:
+    """The limit columns of a new job (none for a task without limits)."""
+    rate_limit = getattr(task, "rate_limit", None)
+    try:
+        key, limit = concurrency_of(task, args, kwargs)
+    except ValueError as error:
+        raise InvalidTask(str(error)) from None
+    if rate_limit is None and key is None:
+        return {}
+    return {
+        "rate_limit": rate_limit,
+        "concurrency_key": key,
+        "concurrency_limit": limit,
+        "limited": True,
+    }
 
 
 def unique_key_of(task, path, args, kwargs):

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core import checks
 
 from .compat import PRIMARY
+from .limits import queue_rate_limits
 
 
 @checks.register(checks.Tags.compatibility)
@@ -31,6 +32,22 @@ def check_time_zone_support(app_configs=None, **kwargs):
                 "datetimes, which needs USE_TZ = True.",
                 hint="Set USE_TZ = True (Django's default since 5.0).",
                 id="djtasks.E003",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.compatibility)
+def check_queue_rate_limits(app_configs=None, **kwargs):
+    """DJTASKS["QUEUE_RATE_LIMITS"] maps queue names to rates like "100/m"."""
+    try:
+        queue_rate_limits()
+    except (ValueError, AttributeError, TypeError) as error:
+        return [
+            checks.Error(
+                str(error) if isinstance(error, ValueError) else "must be a dict.",
+                hint='For example DJTASKS["QUEUE_RATE_LIMITS"] = {"emails": "100/m"}.',
+                id="djtasks.E004",
             )
         ]
     return []

@@ -3,18 +3,28 @@
 One statement picks up to ``limit`` ready jobs of the given queues, highest
 priority first then oldest due, marks them RUNNING for this worker, counts
 the attempt and returns them. It commits before any task code runs.
+
+Jobs under a limit (a rate limit or concurrency key on the row, or a queue
+rate limit in the settings) are left to djtasks.limited_claim, which runs
+first, in its own transaction, when its LimitedGate says so; with no limits
+in use the plain statement below is all a claim costs.
 """
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils.dateparse import parse_datetime
 
+from . import limited_claim
+from .limits import queue_rate_limits
 from .models import Job
+
+logger = logging.getLogger("djtasks")
 
 TABLE = Job._meta.db_table
 
@@ -53,6 +63,8 @@ _SQLITE_RETURNING = ", ".join(COLUMNS)
 #   backlog or the history. (A plain "queue_name IN (...)" cannot use the
 #   index order and sorts every ready row.) The best ``limit`` of those are
 #   kept; the few others locked on the way are released at commit, untouched.
+# - "NOT limited" matches the partial index's own condition, so the index is
+#   usable and rows under a limit (djtasks.limited_claim) are not in it.
 # - The locking SELECT sits in a MATERIALIZED CTE because, written as
 #   "WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)", the planner may
 #   run the sub-select more than once and lock (and update) more than
@@ -68,7 +80,8 @@ WITH claimable AS MATERIALIZED (
     FROM unnest(%s::text[]) AS queue(name)
     CROSS JOIN LATERAL (
         SELECT id, priority, available_at FROM {TABLE}
-        WHERE status = 'READY' AND queue_name = queue.name AND available_at <= %s
+        WHERE status = 'READY' AND NOT limited AND queue_name = queue.name
+            AND available_at <= %s
         ORDER BY priority DESC, available_at
         LIMIT %s
         FOR UPDATE SKIP LOCKED
@@ -92,7 +105,9 @@ RETURNING {_RETURNING}
 # takes the database lock at BEGIN (Django's transaction_mode "IMMEDIATE"),
 # so claimers run one at a time and each sees the others' committed work.
 # One statement selects and updates, so there is no gap between them even
-# without that setting.
+# without that setting. "limited = 0" is written as the partial index's
+# condition is: SQLite uses a partial index only for a query that repeats
+# each term of its WHERE.
 SQLITE = f"""
 UPDATE {TABLE} SET
     status = 'RUNNING',
@@ -103,10 +118,37 @@ UPDATE {TABLE} SET
     last_attempted_at = %s
 WHERE id IN (
     SELECT id FROM {TABLE}
-    WHERE status = 'READY' AND queue_name {{queue_test}} AND available_at <= %s
+    WHERE status = 'READY' AND limited = 0 AND queue_name {{queue_test}}
+        AND available_at <= %s
     ORDER BY priority DESC, available_at
     LIMIT %s
 ) AND status = 'READY'
+RETURNING {_SQLITE_RETURNING}
+"""
+
+# The rows djtasks.limited_claim chose (and locked, on PostgreSQL), marked
+# like the plain claim marks its rows.
+POSTGRESQL_CHOSEN = f"""
+UPDATE {TABLE} AS job SET
+    status = 'RUNNING',
+    worker_id = %s,
+    attempts = job.attempts + 1,
+    worker_ids = job.worker_ids || to_jsonb(%s::text),
+    started_at = COALESCE(job.started_at, %s),
+    last_attempted_at = %s
+WHERE job.id = ANY(%s::uuid[]) AND job.status = 'READY'
+RETURNING {_RETURNING}
+"""
+
+SQLITE_CHOSEN = f"""
+UPDATE {TABLE} SET
+    status = 'RUNNING',
+    worker_id = %s,
+    attempts = attempts + 1,
+    worker_ids = json_insert(worker_ids, '$[#]', %s),
+    started_at = COALESCE(started_at, %s),
+    last_attempted_at = %s
+WHERE id IN ({{ids}}) AND status = 'READY'
 RETURNING {_SQLITE_RETURNING}
 """
 
@@ -140,10 +182,36 @@ class ClaimedJob:
     return_value: object = None
 
 
-def claim(database: str, worker_id: str, queues, limit: int, now) -> list[ClaimedJob]:
-    """Mark up to ``limit`` due ready jobs RUNNING for ``worker_id``."""
-    connection = connections[database]
+def claim(database: str, worker_id: str, queues, limit: int, now, gate=None) -> list[ClaimedJob]:
+    """Mark up to ``limit`` due ready jobs RUNNING for ``worker_id``.
+
+    ``gate`` (a limited_claim.LimitedGate) paces the claim of jobs under a
+    limit; without one they are looked for on every call.
+    """
     queues = list(queues)
+    rate_limited = queue_rate_limits()
+    jobs = []
+    if gate is None or gate.due():
+        jobs = _claim_limited(database, worker_id, queues, rate_limited, limit, now)
+        if gate is not None:
+            gate.found(len(jobs))
+    # Queues with a rate limit are claimed by _claim_limited only.
+    plain_queues = [queue for queue in queues if queue not in rate_limited]
+    if len(jobs) < limit and plain_queues:
+        try:
+            jobs += _claim_plain(database, worker_id, plain_queues, limit - len(jobs), now)
+        except DatabaseError:
+            if not jobs:
+                raise
+            # The limited jobs are RUNNING for this worker already (their
+            # transaction committed): run them rather than strand them; the
+            # next claim meets the error again.
+            logger.warning("worker %s: claim failed after limited jobs were claimed", worker_id)
+    return jobs
+
+
+def _claim_plain(database, worker_id, queues, limit, now) -> list[ClaimedJob]:
+    connection = connections[database]
     with transaction.atomic(using=database), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             sql, params = _postgresql(worker_id, queues, limit, now)
@@ -151,7 +219,32 @@ def claim(database: str, worker_id: str, queues, limit: int, now) -> list[Claime
             sql, params = _sqlite(connection, worker_id, queues, limit, now)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    jobs = [_to_claimed(row, connection.vendor) for row in rows]
+    return to_claimed_batch(rows, connection.vendor)
+
+
+def _claim_limited(database, worker_id, queues, rate_limited, limit, now) -> list[ClaimedJob]:
+    connection = connections[database]
+    with transaction.atomic(using=database), connection.cursor() as cursor:
+        # Locks the candidate rows and the limits' rows, and books the
+        # starts; the UPDATE below runs before those locks are released.
+        ids = limited_claim.choose(database, queues, rate_limited, limit, now)
+        if not ids:
+            return []
+        if connection.vendor == "postgresql":
+            params = [worker_id, worker_id, now, now, [str(job_id) for job_id in ids]]
+            cursor.execute(POSTGRESQL_CHOSEN, params)
+        else:
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            marks = ", ".join(["%s"] * len(ids))
+            params = [worker_id, worker_id, stamp, stamp, *(job_id.hex for job_id in ids)]
+            cursor.execute(SQLITE_CHOSEN.format(ids=marks), params)
+        rows = cursor.fetchall()
+    return to_claimed_batch(rows, connection.vendor)
+
+
+def to_claimed_batch(rows, vendor) -> list[ClaimedJob]:
+    """The rows a claim's RETURNING gave, in claim order."""
+    jobs = [_to_claimed(row, vendor) for row in rows]
     # RETURNING gives no order; run the batch in claim order.
     jobs.sort(key=lambda job: (-job.priority, job.available_at))
     return jobs

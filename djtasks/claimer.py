@@ -18,6 +18,7 @@ from .completion import Outcome, class_path, error_entry
 from .conf import settings
 from .control import Cancelled
 from .executor import JOB_FORMAT, Executor, job_fields
+from .limited_claim import LimitedGate
 
 logger = logging.getLogger("djtasks")
 
@@ -90,6 +91,8 @@ class Claimer:
         self.inflight = owner.inflight
         self.index = index
         self.processed = 0
+        # Paces the look for jobs under a limit (djtasks.limited_claim).
+        self.limited_gate = LimitedGate(owner.poll_interval)
         # Decided once: building a start line per job costs when nobody reads it.
         self._log_starts = logger.isEnabledFor(logging.INFO)
 
@@ -145,7 +148,14 @@ class Claimer:
             return None
         jobs = []
         try:
-            jobs = claim(owner.database, owner.worker_id, owner.queues, size, timezone.now())
+            jobs = claim(
+                owner.database,
+                owner.worker_id,
+                owner.queues,
+                size,
+                timezone.now(),
+                self.limited_gate,
+            )
         finally:
             owner.budget.give_back(size - len(jobs))
         return jobs

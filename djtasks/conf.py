@@ -34,6 +34,10 @@ DEFAULTS = {
     # Seconds a cancelled RUNNING job gets to notice before it is stopped by
     # force.
     "CANCEL_GRACE": 10.0,
+    # Rate limits per queue, enforced across all workers, e.g.
+    # {"emails": "100/m"}: at most 100 jobs of the queue start in any 60 s
+    # (per s, m or h; see docs/limits.md).
+    "QUEUE_RATE_LIMITS": {},
     # The channel LISTEN/NOTIFY uses on PostgreSQL.
     "NOTIFY_CHANNEL": "djtasks",
     # Idle workers LISTEN for new jobs on PostgreSQL. Set False behind a

@@ -73,17 +73,24 @@ def _estimated_count(queryset) -> tuple[int, bool]:
 
 def oldest_ready(jobs, now) -> list[dict]:
     """Per queue: how long its oldest due READY job has been waiting."""
-    # Reads the partial index on ready rows (djtasks_job_ready), whatever
-    # the size of the history.
-    rows = (
-        jobs.filter(status=JobStatus.READY, available_at__lte=now)
-        .values("queue_name")
-        .annotate(oldest=Min("available_at"), ready=Count("pk"))
-        .order_by("queue_name")
-    )
+    found = {}
+    # One query per partial index on ready rows (djtasks_job_ready, and
+    # djtasks_job_ready_limited for jobs under a limit): the filter on
+    # "limited" lets each read its index, whatever the size of the history.
+    for limited in (False, True):
+        rows = (
+            jobs.filter(status=JobStatus.READY, limited=limited, available_at__lte=now)
+            .values("queue_name")
+            .annotate(oldest=Min("available_at"), ready=Count("pk"))
+            .order_by()
+        )
+        for row in rows:
+            seen = found.setdefault(row["queue_name"], {"oldest": row["oldest"], "ready": 0})
+            seen["oldest"] = min(seen["oldest"], row["oldest"])
+            seen["ready"] += row["ready"]
     return [
-        {"queue": row["queue_name"], "ready": row["ready"], "age": now - row["oldest"]}
-        for row in rows
+        {"queue": queue, "ready": row["ready"], "age": now - row["oldest"]}
+        for queue, row in sorted(found.items())
     ]
 
 

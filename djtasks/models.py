@@ -193,6 +193,15 @@ class Job(models.Model):
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # NULL, not "", for "no key": the unique constraint ignores NULLs.
     unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # Limits (djtasks.limits), copied from the task at enqueue time so the
+    # claim needs no task code. ``limited`` is set when any is: such rows are
+    # kept out of the plain claim and taken by djtasks.limited_claim.
+    rate_limit = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    # db_default too: rows inserted by code that predates the column (during
+    # a rolling upgrade) get False instead of failing NOT NULL.
+    limited = models.BooleanField(default=False, db_default=False)
 
     # The schedule run that enqueued this job, if any.
     schedule = models.ForeignKey(
@@ -226,11 +235,25 @@ class Job(models.Model):
         indexes = [
             # The claim reads ready rows of one queue, highest priority first,
             # then oldest due. Partial, so its size follows the backlog, not
-            # the history.
+            # the history; limited rows are left out, so a backlog of jobs
+            # waiting for their limit costs the plain claim nothing.
             models.Index(
                 fields=["queue_name", "-priority", "available_at"],
-                condition=Q(status="READY"),
+                condition=Q(status="READY", limited=False),
                 name="djtasks_job_ready",
+            ),
+            # The same order for the ready rows that carry a limit, read by
+            # djtasks.limited_claim.
+            models.Index(
+                fields=["queue_name", "-priority", "available_at"],
+                condition=Q(status="READY", limited=True),
+                name="djtasks_job_ready_limited",
+            ),
+            # Running jobs per concurrency key: the limited claim counts them.
+            models.Index(
+                fields=["concurrency_key"],
+                condition=Q(status="RUNNING", concurrency_key__isnull=False),
+                name="djtasks_job_running_key",
             ),
             # The rescue looks up running rows by worker.
             models.Index(
@@ -289,3 +312,26 @@ class Job(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class Limit(models.Model):
+    """The shared state of one rate limit: a queue's or a task's.
+
+    Claims lock this row (SELECT ... FOR UPDATE) while they decide whether
+    jobs under the limit may start, so workers take turns per limit. ``key``
+    is "queue:<name>" or "task:<path>" (djtasks.limited_claim).
+    """
+
+    key = models.CharField(max_length=300, unique=True)
+    # Rate limits: recent starts as [[epoch microseconds, jobs], ...], oldest
+    # first, pruned to the limit's period (the sliding window).
+    starts = models.JSONField(default=list, blank=True)
+    # Rate limits: no job of the key may start before this time (NULL: it
+    # may now). A hint the claim reads without a lock, to skip waiting jobs.
+    blocked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.key

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from .compat import InvalidTask, Task
+from .limits import parse_rate
 
 # Options DatabaseTask adds to the standard Task, accepted by @task and by
 # Task.using().
@@ -21,6 +22,9 @@ OPTION_NAMES = (
     "expires",
     "unique",
     "unique_key",
+    "rate_limit",
+    "concurrency_key",
+    "concurrency_limit",
     "on_success",
     "on_failure",
     "on_retry",
@@ -62,6 +66,14 @@ class DatabaseTask(Task):
     # arguments (unique=True) or given (unique_key="...").
     unique: bool = False
     unique_key: str | None = None
+    # At most this many jobs of the task start in any span of the period,
+    # across all workers: "100/m" (per s, m or h). See docs/limits.md.
+    rate_limit: str | None = None
+    # At most concurrency_limit RUNNING jobs per key, across all workers. The
+    # key is a string or a callable of the job's arguments that returns one;
+    # a limit alone keys on the task. See djtasks.limits.concurrency_of.
+    concurrency_key: str | Callable[..., str] | None = None
+    concurrency_limit: int | None = None
     # Called in the worker with the TaskResult after each outcome.
     on_success: Callable[[Any], None] | None = None
     on_failure: Callable[[Any], None] | None = None
@@ -130,10 +142,24 @@ def validate_options(task: DatabaseTask) -> None:
         isinstance(task.unique_key, str) and 0 < len(task.unique_key) <= 255
     ):
         raise InvalidTask("unique_key must be a string of 1 to 255 characters.")
+    _validate_limits(task)
     for name in ("on_success", "on_failure", "on_retry"):
         hook = getattr(task, name)
         if hook is not None and not callable(hook):
             raise InvalidTask(f"{name} must be callable.")
+
+
+def _validate_limits(task: DatabaseTask) -> None:
+    if task.rate_limit is not None:
+        try:
+            parse_rate(task.rate_limit)
+        except ValueError as error:
+            raise InvalidTask(f"rate_limit: {error}") from None
+    key, limit = task.concurrency_key, task.concurrency_limit
+    if key is not None and not (callable(key) or (isinstance(key, str) and 0 < len(key) <= 255)):
+        raise InvalidTask("concurrency_key must be a string of 1 to 255 characters or a callable.")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise InvalidTask("concurrency_limit must be a whole number of at least 1.")
 
 
 def task(

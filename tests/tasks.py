@@ -349,3 +349,23 @@ def enqueues_add(a, b):
 def enqueues_itself():
     """Enqueue another run of itself: never runs dry."""
     enqueues_itself.enqueue()
+
+
+@djtasks.task(takes_context=True, rate_limit="5/s")
+def rate_limited(context):
+    """At most 5 starts in any second, across all workers."""
+    _ledger(context, "start")
+
+
+def customer_key(customer, seconds=0.0):
+    """The concurrency key of per_customer: one per customer."""
+    return f"customer:{customer}"
+
+
+@djtasks.task(takes_context=True, concurrency_key=customer_key, concurrency_limit=2)
+def per_customer(context, customer, seconds=0.0):
+    """At most 2 running per customer; the ledger brackets the execution."""
+    _ledger(context, "start")
+    if seconds:
+        time.sleep(seconds)
+    _ledger(context, "end")
