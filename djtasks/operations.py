@@ -20,10 +20,16 @@ def retry(jobs) -> int:
 
     The attempt counter and the errors of earlier attempts are kept (they
     are the job's history); max_attempts grows by the task's budget instead.
+    A workflow step runs again alone: the steps it cancelled when it failed
+    stay cancelled (see docs/workflows.md).
     One UPDATE per task (budgets differ by task); returns how many jobs were
     put back.
     """
-    retryable = jobs.filter(status__in=RETRYABLE)
+    # A workflow step cancelled before it was released (waiting_for > 0)
+    # never got its input from the step before it: it cannot run alone.
+    retryable = jobs.filter(status__in=RETRYABLE).exclude(
+        workflow_id__isnull=False, waiting_for__gt=0
+    )
     paths = retryable.order_by().values_list("task_path", flat=True).distinct()
     return sum(_retry_task(retryable.filter(task_path=path), path) for path in paths)
 
