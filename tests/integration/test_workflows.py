@@ -302,6 +302,18 @@ def test_a_step_rescued_to_failed_fails_its_dependants(backend):
     assert job(flow.on_error).status == JobStatus.READY
 
 
+def test_a_cancelled_step_handed_back_on_shutdown_fails_its_dependants(backend):
+    flow = djtasks.chain(tasks.add.step(1, 2), tasks.double.step()).enqueue()
+    claim(backend.database, "stopping-worker", ["default"], 10, flow.results[0].enqueued_at)
+    Job.objects.filter(pk=flow.results[0].id).update(
+        cancel_requested_at=flow.results[0].enqueued_at
+    )
+
+    assert rescue.hand_back(backend.database, "stopping-worker") == 1
+
+    assert statuses(flow) == [JobStatus.CANCELLED, JobStatus.CANCELLED]
+
+
 def test_admin_retry_reruns_the_failed_step_alone(run_jobs, later):
     flow = djtasks.chain(tasks.failing.step(), tasks.double.step()).enqueue()
     run_all(run_jobs)
