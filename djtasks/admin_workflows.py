@@ -37,9 +37,9 @@ class WorkflowFilter(admin.SimpleListFilter):
             return queryset
         if value == "any":
             return queryset.filter(workflow_id__isnull=False)
-        workflow_id = _uuid(value)
-        if workflow_id is None:
-            return queryset.none()
+        # Not a UUID: the nil UUID, which no workflow has. (Not .none(): the
+        # list's estimated count must still be able to compile the query.)
+        workflow_id = _uuid(value) or uuid.UUID(int=0)
         return queryset.filter(workflow_id=workflow_id)
 
 

@@ -21,18 +21,20 @@ order, so two transactions never lock them in opposite orders) and keeps the
 locks until its transaction commits. The second transaction waits at that
 SELECT, and its following statements see the first one's committed count:
 the counts go down one transaction at a time, and only the transaction
-that takes a count from 1 to 0 sees 0. Rows leave WAITING only here, under
+that takes a count to 0 sees it reach 0. Rows leave WAITING only here, under
 the same locks, so the set of locked rows cannot change under us. On SQLite
 the transaction holds the database write lock (BEGIN IMMEDIATE), which
 serialises the same way.
 """
 
 import logging
+from collections import Counter
 from datetime import timedelta
 from typing import NamedTuple
 
 from django.db import connections
 from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .exceptions import WorkflowStepFailed
@@ -56,14 +58,31 @@ class Finished(NamedTuple):
 
 
 def steps_finished(database: str, steps) -> None:
-    """Advance the workflows of ``steps`` (Finished), in the caller's transaction."""
+    """Advance the workflows of ``steps`` (Finished), in the caller's transaction.
+
+    A few statements per workflow and batch, not per step: the steps of one
+    workflow that a batch finished are all in one stage (a stage starts only
+    when the one before it is done), so they count down together.
+    """
+    by_workflow = {}
+    for finished in steps:
+        # The error callback's own outcome moves nothing on.
+        if finished.stage != ERROR_STAGE:
+            by_workflow.setdefault(finished.workflow_id, []).append(finished)
     # One workflow after another, in a fixed order, so two transactions that
     # hold steps of the same workflows lock their rows in the same order.
-    for finished in sorted(steps, key=lambda item: str(item.workflow_id)):
-        if finished.status == JobStatus.SUCCESSFUL:
-            _succeeded(database, finished)
-        elif finished.status in FAILURES:
-            _failed(database, finished)
+    for workflow_id in sorted(by_workflow, key=str):
+        batch = by_workflow[workflow_id]
+        failed = [finished for finished in batch if finished.status in FAILURES]
+        if failed:
+            # Nothing waits any more for the other steps of the batch.
+            _failed(database, failed[0])
+            continue
+        done = Counter(
+            finished.stage for finished in batch if finished.status == JobStatus.SUCCESSFUL
+        )
+        for stage, count in sorted(done.items()):
+            _succeeded(database, workflow_id, stage, count)
 
 
 def _waiting(database, workflow_id):
@@ -76,13 +95,15 @@ def _lock(database, workflow_id) -> None:
         list(_waiting(database, workflow_id).select_for_update().order_by("pk").values_list("pk"))
 
 
-def _succeeded(database, finished: Finished) -> None:
-    _lock(database, finished.workflow_id)
-    # The next stage and the error callback wait for this step.
-    after = _waiting(database, finished.workflow_id).filter(
-        workflow_stage__in=[finished.stage + 1, ERROR_STAGE]
-    )
-    if not after.filter(waiting_for__gt=0).update(waiting_for=F("waiting_for") - 1):
+def _succeeded(database, workflow_id, stage: int, count: int) -> None:
+    """Count ``count`` successful steps of ``stage`` off the steps after it."""
+    _lock(database, workflow_id)
+    # The next stage and the error callback wait for these steps.
+    after = _waiting(database, workflow_id).filter(workflow_stage__in=[stage + 1, ERROR_STAGE])
+    # Greatest: a count never goes below 0, whatever happened to the rows.
+    if not after.filter(waiting_for__gt=0).update(
+        waiting_for=Greatest(F("waiting_for") - count, 0)
+    ):
         return
     # A WAITING row at 0 is one this call just counted down: any other was
     # released (or deleted) by the transaction that took it to 0.
@@ -95,7 +116,7 @@ def _succeeded(database, finished: Finished) -> None:
         Job.objects.using(database).filter(pk__in=error_callbacks).delete()
     released = [row["id"] for row in due if row["workflow_stage"] != ERROR_STAGE]
     if released:
-        value = _stage_result(database, finished.workflow_id, finished.stage)
+        value = _stage_result(database, workflow_id, stage)
         for job_id in released:
             _release(database, job_id, value)
 

@@ -271,11 +271,14 @@ class Job(models.Model):
                 condition=Q(object_id__isnull=False),
                 name="djtasks_job_about",
             ),
-            # The steps of one workflow. Partial: jobs outside a workflow
-            # (nearly all) add nothing to it, so claims and completions of
-            # plain jobs do not pay for it.
+            # The steps of one workflow, by status: djtasks.advance reads a
+            # workflow's WAITING steps (not the thousands of a big chord's
+            # header that already ran) and pruning asks whether any step is
+            # still live. Partial: jobs outside a workflow (nearly all) add
+            # nothing to it, so claims and completions of plain jobs do not
+            # pay for it.
             models.Index(
-                fields=["workflow_id", "workflow_stage"],
+                fields=["workflow_id", "status"],
                 condition=Q(workflow_id__isnull=False),
                 name="djtasks_job_workflow",
             ),
