@@ -7,10 +7,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .models import Job
+from .workflows import ERROR_STAGE
 
 # Steps listed on a job's page; a longer workflow links to the jobs list.
 MAX_STEPS_SHOWN = 100
-ERROR_STAGE = -1
 
 
 def workflow_url(workflow_id) -> str:

@@ -39,10 +39,10 @@ from django.utils import timezone
 
 from .exceptions import WorkflowStepFailed
 from .models import Job, JobStatus
+from .workflows import ERROR_STAGE
 
 logger = logging.getLogger("djtasks")
 
-ERROR_STAGE = -1
 FAILURES = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 STEP_FAILED_PATH = f"{WorkflowStepFailed.__module__}.{WorkflowStepFailed.__qualname__}"
 
@@ -61,8 +61,8 @@ def steps_finished(database: str, steps) -> None:
     """Advance the workflows of ``steps`` (Finished), in the caller's transaction.
 
     A few statements per workflow and batch, not per step: the steps of one
-    workflow that a batch finished are all in one stage (a stage starts only
-    when the one before it is done), so they count down together.
+    workflow that a batch finished are counted down together, per stage
+    (nearly always one: a stage starts only when the one before it is done).
     """
     by_workflow = {}
     for finished in steps:
