@@ -10,7 +10,16 @@ from .control import cancel
 from .exceptions import ArgumentNotSerializable, PayloadTooLarge, Retry
 from .progress import set_progress
 from .task import DatabaseTask, task
-from .workflows import Step, Workflow, WorkflowResult, chain, chord, group, step
+from .workflows import (
+    Step,
+    Workflow,
+    WorkflowResult,
+    chain,
+    chord,
+    get_workflow,
+    group,
+    step,
+)
 
 __all__ = [
     "ArgumentNotSerializable",
@@ -26,6 +35,7 @@ __all__ = [
     "chain",
     "chord",
     "enqueue",
+    "get_workflow",
     "group",
     "periodic",
     "set_progress",

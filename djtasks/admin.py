@@ -239,6 +239,14 @@ class JobAdmin(admin.ModelAdmin):
         # A workflow step's page lists every step of its workflow.
         return [*fieldsets[:1], ("Workflow", {"fields": ("workflow_column",)}), *fieldsets[1:]]
 
+    def delete_model(self, request, obj):
+        operations.delete(Job.objects.using(obj._state.db).filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        # A deleted step of an unfinished workflow fails the workflow, so
+        # no step waits forever for it.
+        operations.delete(queryset)
+
     def save_model(self, request, obj, form, change):
         # Nothing is editable: saving would only write back a stale copy of
         # a row a worker may be updating right now.

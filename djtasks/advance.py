@@ -9,8 +9,8 @@ between can neither lose the next step nor release it twice.
   steps and of the error callback. A step whose count reaches 0 becomes
   READY with the previous stage's result as its first argument; an error
   callback whose count reaches 0 is deleted (every step succeeded).
-* A step that ended FAILED, CANCELLED or EXPIRED (after its retries)
-  cancels every WAITING step of its workflow, with a WorkflowStepFailed
+* A step that ended FAILED, CANCELLED or EXPIRED (after its retries), or
+  was deleted by hand, cancels every WAITING step of its workflow, with a WorkflowStepFailed
   error naming it, and makes the error callback READY with the failed
   job's id as its first argument.
 
@@ -43,7 +43,9 @@ from .workflows import ERROR_STAGE
 
 logger = logging.getLogger("djtasks")
 
-FAILURES = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
+# Not a status: a step deleted by hand (djtasks.operations.delete).
+DELETED = "DELETED"
+FAILURES = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED, DELETED)
 STEP_FAILED_PATH = f"{WorkflowStepFailed.__module__}.{WorkflowStepFailed.__qualname__}"
 
 
@@ -160,10 +162,8 @@ def _failed(database, finished: Finished) -> None:
     waiting = _waiting(database, finished.workflow_id)
     error_callback = waiting.filter(workflow_stage=ERROR_STAGE).values_list("pk", flat=True).first()
     now = timezone.now()
-    message = (
-        f"{STEP_FAILED_PATH}: step {finished.task_path} (job {finished.job_id}) "
-        f"ended {finished.status}\n"
-    )
+    how = "was deleted" if finished.status == DELETED else f"ended {finished.status}"
+    message = f"{STEP_FAILED_PATH}: step {finished.task_path} (job {finished.job_id}) {how}\n"
     entry = {
         "exception_class_path": STEP_FAILED_PATH,
         "traceback": message,

@@ -160,6 +160,34 @@ class WorkflowResult:
                 self.on_error = None
 
 
+def get_workflow(workflow_id, *, backend: str = "default") -> WorkflowResult:
+    """Read an enqueued workflow's steps back, e.g. from an id kept in a session."""
+    from .compat import database_of
+    from .models import Job
+    from .results import to_task_result
+
+    steps = list(
+        Job.objects.using(database_of(backend))
+        .filter(workflow_id=UUID(str(workflow_id)))
+        .order_by("workflow_stage", "workflow_index")
+    )
+    if not steps:
+        raise TaskResultDoesNotExist(f"No workflow {workflow_id}.")
+    by_stage, on_error = {}, None
+    for job in steps:
+        if job.workflow_stage == ERROR_STAGE:
+            on_error = to_task_result(job)
+        else:
+            by_stage.setdefault(job.workflow_stage, []).append(job)
+    numbers = sorted(by_stage)
+    return WorkflowResult(
+        id=steps[0].workflow_id,
+        stages=[[to_task_result(job) for job in by_stage[number]] for number in numbers],
+        grouped=[by_stage[number][0].workflow_index is not None for number in numbers],
+        on_error=on_error,
+    )
+
+
 def _backend_of(steps, backend_class):
     """The one djtasks backend every step is enqueued through."""
     backends = {item.task.get_backend() for item in steps}

@@ -67,3 +67,16 @@ def test_a_never_released_step_offers_cancel_but_not_retry(admin_client):
     assert Job.objects.get(pk=waiting.id).status == JobStatus.CANCELLED
 
     assert "Retry job" not in change_page(admin_client, waiting)
+
+
+def test_deleting_a_step_in_the_admin_fails_its_workflow(admin_client):
+    flow = djtasks.chain(tasks.add.step(1, 1), tasks.double.step()).enqueue()
+
+    admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "delete_selected", "_selected_action": [flow.results[0].id], "post": "yes"},
+        follow=True,
+    )
+
+    assert not Job.objects.filter(pk=flow.results[0].id).exists()
+    assert Job.objects.get(pk=flow.results[1].id).status == JobStatus.CANCELLED

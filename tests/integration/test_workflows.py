@@ -408,3 +408,52 @@ def test_two_header_steps_recorded_at_once_release_the_callback_once(backend):
     header = Job.objects.filter(workflow_id=flow.id, workflow_stage=0).order_by("workflow_index")
     assert callback.args[0] == [row.return_value for row in header]
     assert sorted(callback.args[0]) == [2, 4]
+
+
+# --- deleting steps, reading a workflow back ---------------------------------------------
+
+
+def test_deleting_a_step_of_an_unfinished_workflow_fails_the_rest(run_jobs):
+    flow = djtasks.chord(
+        [tasks.add.step(1, 1), tasks.add.step(2, 2)],
+        tasks.collect.step(),
+        on_error=tasks.on_workflow_error.step(),
+    ).enqueue()
+    deleted_id = flow.results[0].id
+
+    assert operations.delete(Job.objects.filter(pk=deleted_id)) == 1
+
+    callback = job(flow.last)
+    assert callback.status == JobStatus.CANCELLED
+    assert f"(job {deleted_id}) was deleted" in callback.errors[0]["traceback"]
+    run_all(run_jobs)
+    assert job(flow.on_error).return_value == {"failed": deleted_id, "tag": ""}
+
+
+def test_deleting_the_steps_of_finished_workflows_touches_nothing_else(run_jobs):
+    flow = djtasks.chain(tasks.add.step(1, 1), tasks.double.step()).enqueue()
+    run_all(run_jobs)
+
+    assert operations.delete(Job.objects.filter(pk=flow.results[0].id)) == 1
+    assert job(flow.results[1]).status == JobStatus.SUCCESSFUL
+
+
+def test_get_workflow_reads_the_steps_back(run_jobs):
+    flow = djtasks.chain(
+        djtasks.group(tasks.add.step(1, 1), tasks.add.step(2, 2)),
+        tasks.collect.step(),
+        on_error=tasks.on_workflow_error.step(),
+    ).enqueue()
+
+    read = djtasks.get_workflow(flow.id)
+
+    assert read.id == flow.id
+    assert [[result.id for result in stage] for stage in read.stages] == [
+        [result.id for result in stage] for stage in flow.stages
+    ]
+    assert read.grouped == [True, False]
+    assert read.on_error.id == flow.on_error.id
+    run_all(run_jobs)
+    assert djtasks.get_workflow(str(flow.id)).return_value == {"values": [2, 4], "args": []}
+    with pytest.raises(Exception, match="No workflow"):
+        djtasks.get_workflow(uuid.uuid4())
