@@ -69,7 +69,7 @@ def render_steps(job, status_badge, job_link):
                 job_link(step),
                 status_badge(step.status),
                 step.task_path,
-                f"waits for {step.waiting_for}" if step.status == "WAITING" else "",
+                _waiting_note(step),
             )
             for step in steps[:MAX_STEPS_SHOWN]
         ),
@@ -84,6 +84,15 @@ def render_steps(job, status_badge, job_link):
         str(job.workflow_id)[:8],
         more,
     )
+
+
+def _waiting_note(step) -> str:
+    if step.status != "WAITING":
+        return ""
+    if step.workflow_stage == ERROR_STAGE:
+        # Its count is of every step: it goes when they all succeeded.
+        return "runs if a step fails"
+    return f"waits for {step.waiting_for}"
 
 
 def _stage_label(step) -> str:
