@@ -74,16 +74,20 @@ def cancel_many(jobs) -> tuple[int, int]:
     from .models import JobStatus
 
     now = timezone.now()
-    # Two guarded UPDATEs in one transaction. A job claimed between them is
-    # RUNNING by the second: on PostgreSQL the first UPDATE waits for the
-    # claim's row lock, then finds the row no longer READY and skips it.
+    cancel = {"status": JobStatus.CANCELLED, "finished_at": now, "cancel_requested_at": now}
+    # Guarded UPDATEs in one transaction. A job claimed between the first
+    # two is RUNNING by the second: on PostgreSQL the first UPDATE waits for
+    # the claim's row lock, then finds the row no longer READY and skips it.
+    # WAITING workflow steps come last, after the RUNNING rows, the order in
+    # which a worker recording a step's outcome locks them (its RUNNING row,
+    # then its workflow's WAITING rows; see djtasks.advance): taking them
+    # first could deadlock with it.
     with transaction.atomic(using=jobs.db):
-        cancelled = jobs.filter(status__in=[JobStatus.READY, JobStatus.WAITING]).update(
-            status=JobStatus.CANCELLED, finished_at=now, cancel_requested_at=now
-        )
+        cancelled = jobs.filter(status=JobStatus.READY).update(**cancel)
         requested = jobs.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now
         )
+        cancelled += jobs.filter(status=JobStatus.WAITING).update(**cancel)
         if cancelled:
             _advance_workflows(jobs, now)
     return cancelled, requested

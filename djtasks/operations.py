@@ -101,6 +101,10 @@ def delete(jobs) -> int:
     is cancelled (see djtasks.advance), in the same transaction.
     """
     with transaction.atomic(using=jobs.db):
+        # RUNNING rows first, then the workflows' WAITING rows: the order in
+        # which a worker recording an outcome locks them (see
+        # djtasks.control.cancel_many), so the two cannot deadlock.
+        list(jobs.filter(status=JobStatus.RUNNING).select_for_update().values_list("pk"))
         steps = jobs.filter(workflow_id__isnull=False).exclude(workflow_stage=ERROR_STAGE)
         unfinished = set(
             jobs.model.objects.using(jobs.db)
