@@ -457,3 +457,14 @@ def test_get_workflow_reads_the_steps_back(run_jobs):
     assert djtasks.get_workflow(str(flow.id)).return_value == {"values": [2, 4], "args": []}
     with pytest.raises(Exception, match="No workflow"):
         djtasks.get_workflow(uuid.uuid4())
+
+
+def test_refresh_reads_every_step_in_one_query(run_jobs, django_assert_num_queries):
+    flow = djtasks.chord([tasks.add.step(index, 0) for index in range(10)], tasks.collect).enqueue()
+    run_all(run_jobs)
+
+    with django_assert_num_queries(1):
+        flow.refresh()
+
+    assert flow.return_value == {"values": list(range(10)), "args": []}
+    assert all(result.status == "SUCCESSFUL" for result in flow.results)
