@@ -10,17 +10,35 @@ from .control import cancel
 from .exceptions import ArgumentNotSerializable, PayloadTooLarge, Retry
 from .progress import set_progress
 from .task import DatabaseTask, task
+from .workflows import (
+    Step,
+    Workflow,
+    WorkflowResult,
+    chain,
+    chord,
+    get_workflow,
+    group,
+    step,
+)
 
 __all__ = [
     "ArgumentNotSerializable",
     "DatabaseTask",
     "PayloadTooLarge",
     "Retry",
+    "Step",
+    "Workflow",
+    "WorkflowResult",
     "aenqueue",
     "bulk_enqueue",
     "cancel",
+    "chain",
+    "chord",
     "enqueue",
+    "get_workflow",
+    "group",
     "periodic",
     "set_progress",
+    "step",
     "task",
 ]

@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
-from . import admin_schedules, admin_workers, dashboard, operations
+from . import admin_schedules, admin_workers, admin_workflows, dashboard, operations
 from .admin_paging import EstimatedCountPaginator
 from .models import Job, JobStatus, Schedule, Worker
 from .progress import percent
@@ -176,7 +176,14 @@ class JobAdmin(admin.ModelAdmin):
         "list_progress_column",
     )
     list_display_links = ("short_id",)
-    list_filter = ("status", QueueFilter, TaskFilter, "enqueued_at", "finished_at")
+    list_filter = (
+        "status",
+        QueueFilter,
+        TaskFilter,
+        admin_workflows.WorkflowFilter,
+        "enqueued_at",
+        "finished_at",
+    )
     search_fields = ("task_path",)
     search_help_text = "A job id, or part of a task path."
     actions = [retry_jobs, cancel_jobs, run_jobs_now, "delete_selected"]
@@ -223,7 +230,23 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
     def get_readonly_fields(self, request, obj=None):
-        return [field for _, options in self.fieldsets for field in options["fields"]]
+        fields = [field for _, options in self.fieldsets for field in options["fields"]]
+        return [*fields, "workflow_column"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.workflow_id is None:
+            return fieldsets
+        # A workflow step's page lists every step of its workflow.
+        return [*fieldsets[:1], ("Workflow", {"fields": ("workflow_column",)}), *fieldsets[1:]]
+
+    def delete_model(self, request, obj):
+        operations.delete(Job.objects.using(obj._state.db).filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        # A deleted step of an unfinished workflow fails the workflow, so
+        # no step waits forever for it.
+        operations.delete(queryset)
 
     def save_model(self, request, obj, form, change):
         # Nothing is editable: saving would only write back a stale copy of
@@ -319,11 +342,13 @@ class JobAdmin(admin.ModelAdmin):
         if job is None or not self.has_change_permission(request, job):
             return []
         allowed = []
-        if job.status in operations.RETRYABLE:
+        # A workflow step cancelled before it got its input cannot run alone.
+        never_released = job.workflow_id is not None and job.waiting_for > 0
+        if job.status in operations.RETRYABLE and not never_released:
             allowed.append(("retry", "Retry job"))
         if job.status == JobStatus.READY:
             allowed.append(("run-now", "Run now"))
-        if job.status in (JobStatus.READY, JobStatus.RUNNING):
+        if job.status in (JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING):
             allowed.append(("cancel", "Cancel job"))
         return [
             (reverse("admin:djtasks_job_operate", args=[job.pk, name]), label)
@@ -409,6 +434,10 @@ class JobAdmin(admin.ModelAdmin):
         except NoReverseMatch:  # the model is not in the admin
             return str(target)
         return format_html('<a href="{}">{}</a>', url, target)
+
+    @admin.display(description="steps")
+    def workflow_column(self, job):
+        return admin_workflows.render_steps(job, status_badge, job_link)
 
     @admin.display(description="args")
     def args_column(self, job):

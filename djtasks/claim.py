@@ -49,6 +49,7 @@ COLUMNS = (
     "timeout",
     "worker_ids",
     "errors",
+    "workflow_id",
 )
 _RETURNING = ", ".join(f"job.{column}" for column in COLUMNS)
 # SQLite's RETURNING takes bare column names only.
@@ -176,6 +177,8 @@ class ClaimedJob:
     timeout: float | None
     worker_ids: list
     errors: list
+    # Set on workflow steps: their outcome advances the workflow.
+    workflow_id: uuid.UUID | None
     # What the row looks like to djtasks.results while the attempt runs.
     status: str = "RUNNING"
     finished_at: datetime | None = None
@@ -273,6 +276,9 @@ def _to_claimed(row, vendor) -> ClaimedJob:
     values = dict(zip(COLUMNS, row))
     if not isinstance(values["id"], uuid.UUID):
         values["id"] = uuid.UUID(values["id"])
+    workflow_id = values["workflow_id"]
+    if workflow_id is not None and not isinstance(workflow_id, uuid.UUID):
+        values["workflow_id"] = uuid.UUID(workflow_id)
     for column in ("args", "kwargs", "retry_policy", "worker_ids", "errors"):
         value = values[column]
         if isinstance(value, str):

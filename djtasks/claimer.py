@@ -173,7 +173,15 @@ class Claimer:
             requested = owner.cancel_watch.requested
             if requested and job.id in requested:
                 # Cancelled after the claim, before it started: never run it.
-                pending.append(Outcome(job.id, "CANCELLED", timezone.now(), attempt=job.attempts))
+                pending.append(
+                    Outcome(
+                        job.id,
+                        "CANCELLED",
+                        timezone.now(),
+                        attempt=job.attempts,
+                        workflow_id=job.workflow_id,
+                    )
+                )
             else:
                 pending.append(self._run_one(executor, job))
             ran += 1
@@ -222,7 +230,13 @@ class Claimer:
             job.id in self.owner.cancel_watch.requested
             or outcome.error["exception_class_path"] == CANCELLED_PATH
         ):
-            return Outcome(job.id, "CANCELLED", timezone.now(), attempt=job.attempts)
+            return Outcome(
+                job.id,
+                "CANCELLED",
+                timezone.now(),
+                attempt=job.attempts,
+                workflow_id=job.workflow_id,
+            )
         return outcome
 
     def _crashed(self, job, error) -> Outcome:
@@ -230,7 +244,9 @@ class Claimer:
         logger.exception(JOB_FORMAT + " outcome=FAILED (error outside the task)", *job_fields(job))
         now = timezone.now()
         entry = error_entry(error, job.attempts, self.owner.worker_id, now)
-        return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
+        return Outcome(
+            job.id, "FAILED", now, error=entry, attempt=job.attempts, workflow_id=job.workflow_id
+        )
 
     def _record(self) -> None:
         """Write the pending outcomes; on a database error they stay pending."""

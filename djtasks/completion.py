@@ -3,12 +3,14 @@
 import json
 import logging
 import traceback
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connections, transaction
 from django.utils import timezone
 
+from . import advance
 from .models import Job
 
 logger = logging.getLogger("djtasks")
@@ -29,6 +31,8 @@ class Outcome:
     available_at: datetime | None = None
     # The attempt this outcome ends (Job.attempts when it was claimed).
     attempt: int | None = None
+    # The job's workflow, if it is a workflow step (see djtasks.advance).
+    workflow_id: object = None
 
 
 def class_path(value) -> str:
@@ -97,13 +101,17 @@ def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
     if not outcomes:
         return 0
     connection = connections[database]
+    # Workflow steps are written apart, so a batch without any (the common
+    # case) runs exactly the one statement it always did.
+    steps = [outcome for outcome in outcomes if outcome.workflow_id is not None]
+    plain = [outcome for outcome in outcomes if outcome.workflow_id is None] if steps else outcomes
     with transaction.atomic(using=database), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
-            written = cursor.rowcount
-        else:
-            cursor.executemany(SQLITE, _sqlite_params(connection, outcomes, worker_id))
-            written = cursor.rowcount
+        written = _write(connection, cursor, plain, worker_id) if plain else 0
+        if steps:
+            finished = _write_steps(connection, cursor, steps, worker_id)
+            written += len(finished)
+            # In the same transaction as the outcomes (see djtasks.advance).
+            advance.steps_finished(database, finished)
     if written < len(outcomes):
         logger.warning(
             "%d of %d outcomes were not recorded: their jobs were rescued from "
@@ -113,6 +121,45 @@ def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
             worker_id,
         )
     return written
+
+
+def _write(connection, cursor, outcomes, worker_id) -> int:
+    if connection.vendor == "postgresql":
+        cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
+    else:
+        cursor.executemany(SQLITE, _sqlite_params(connection, outcomes, worker_id))
+    return cursor.rowcount
+
+
+def _write_steps(connection, cursor, outcomes, worker_id) -> list:
+    """Write workflow steps' outcomes; return the rows written, as they now are.
+
+    RETURNING says which outcomes the guard let through (a stale one must
+    not advance the workflow) and the status written (a retry of a
+    cancelled job ends CANCELLED).
+    """
+    if connection.vendor == "postgresql":
+        cursor.execute(POSTGRESQL + _PG_RETURNING, _postgresql_params(outcomes, worker_id))
+        rows = cursor.fetchall()
+    else:
+        # executemany() takes no RETURNING: one statement per step.
+        rows = []
+        for params in _sqlite_params(connection, outcomes, worker_id):
+            cursor.execute(SQLITE + _SQLITE_RETURNING, params)
+            rows.extend(cursor.fetchall())
+    return [
+        advance.Finished(_uuid(job_id), status, _uuid(workflow), stage, path)
+        for job_id, status, workflow, stage, path in rows
+    ]
+
+
+_PG_RETURNING = "RETURNING job.id, job.status, job.workflow_id, job.workflow_stage, job.task_path"
+_SQLITE_RETURNING = "RETURNING id, status, workflow_id, workflow_stage, task_path"
+
+
+def _uuid(value):
+    # SQLite returns UUIDs as 32 hex digits.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def _json(value):

@@ -4,7 +4,8 @@ From anywhere (a view, the shell, the admin)::
 
     djtasks.cancel(result.id)      # or cancel(result)
 
-* a READY job becomes CANCELLED at once and never runs;
+* a READY job becomes CANCELLED at once and never runs (a WAITING workflow
+  step too; the rest of its workflow fails, see djtasks.advance);
 * a RUNNING job gets ``cancel_requested_at``. Its worker sees the request
   within about a second. A task that takes its context can stop early::
 
@@ -73,17 +74,37 @@ def cancel_many(jobs) -> tuple[int, int]:
     from .models import JobStatus
 
     now = timezone.now()
-    # Two guarded UPDATEs in one transaction. A job claimed between them is
-    # RUNNING by the second: on PostgreSQL the first UPDATE waits for the
-    # claim's row lock, then finds the row no longer READY and skips it.
+    cancel = {"status": JobStatus.CANCELLED, "finished_at": now, "cancel_requested_at": now}
+    # Guarded UPDATEs in one transaction. A job claimed between the first
+    # two is RUNNING by the second: on PostgreSQL the first UPDATE waits for
+    # the claim's row lock, then finds the row no longer READY and skips it.
+    # WAITING workflow steps come last, after the RUNNING rows, the order in
+    # which a worker recording a step's outcome locks them (its RUNNING row,
+    # then its workflow's WAITING rows; see djtasks.advance): taking them
+    # first could deadlock with it.
     with transaction.atomic(using=jobs.db):
-        cancelled = jobs.filter(status=JobStatus.READY).update(
-            status=JobStatus.CANCELLED, finished_at=now, cancel_requested_at=now
-        )
+        cancelled = jobs.filter(status=JobStatus.READY).update(**cancel)
         requested = jobs.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now
         )
+        cancelled += jobs.filter(status=JobStatus.WAITING).update(**cancel)
+        if cancelled:
+            _advance_workflows(jobs, now)
     return cancelled, requested
+
+
+def _advance_workflows(jobs, now) -> None:
+    """Fail the rest of the workflows whose steps were just cancelled."""
+    from . import advance
+    from .models import JobStatus
+
+    # The rows this cancel wrote carry its own timestamp.
+    steps = jobs.filter(
+        status=JobStatus.CANCELLED, cancel_requested_at=now, workflow_id__isnull=False
+    ).values_list("id", "status", "workflow_id", "workflow_stage", "task_path")
+    finished = [advance.Finished(*row) for row in steps]
+    if finished:
+        advance.steps_finished(jobs.db, finished)
 
 
 def is_cancel_requested(context) -> bool:

@@ -19,7 +19,8 @@ CHART_MINUTES = 60
 CHART_WIDTH = 720
 CHART_HEIGHT = 180
 RECENT_FAILURES = 10
-LIVE = (JobStatus.READY, JobStatus.RUNNING)
+# Counted exactly whatever the size of the table (the backlog, not the history).
+LIVE = (JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING)
 # Above this many finished jobs (planner's estimate), finished counts are
 # estimated per status and queue instead of counted.
 ESTIMATE_ABOVE = 100_000

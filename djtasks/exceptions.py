@@ -22,3 +22,11 @@ class Retry(Exception):  # noqa: N818 - raised by users like Celery's Retry
         self.delay = delay
         self.reason = reason
         super().__init__(reason or f"retry requested (delay={delay})")
+
+
+class WorkflowStepFailed(Exception):  # noqa: N818 - names the event, like JobTimeout
+    """A workflow step did not run because an earlier step failed.
+
+    Recorded (never raised) in the errors of the steps cancelled that way;
+    its message names the step that failed and how it ended.
+    """

@@ -34,6 +34,11 @@ class Executor:
 
     def run(self, job) -> Outcome:
         """Run one attempt of ``job`` (a claim.ClaimedJob)."""
+        outcome = self._run(job)
+        outcome.workflow_id = job.workflow_id
+        return outcome
+
+    def _run(self, job) -> Outcome:
         started = time.monotonic()
         # Expiry is about starting late: only a first attempt expires, never
         # the retry of a job that did start in time.

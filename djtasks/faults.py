@@ -99,4 +99,11 @@ def refused_outcome(outcome, worker_id: str, error: Exception):
         now,
         f"The database refused to store the outcome ({outcome.status}) of this attempt: {error}\n",
     )
-    return Outcome(outcome.job_id, "FAILED", now, error=entry, attempt=outcome.attempt)
+    return Outcome(
+        outcome.job_id,
+        "FAILED",
+        now,
+        error=entry,
+        attempt=outcome.attempt,
+        workflow_id=outcome.workflow_id,
+    )

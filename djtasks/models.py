@@ -14,6 +14,8 @@ class JobStatus(models.TextChoices):
     """A superset of Django's TaskResultStatus; see ``STANDARD_STATUS``."""
 
     READY = "READY", "Ready"
+    # A workflow step whose earlier steps have not finished (never claimed).
+    WAITING = "WAITING", "Waiting"
     RUNNING = "RUNNING", "Running"
     SUCCESSFUL = "SUCCESSFUL", "Successful"
     FAILED = "FAILED", "Failed"
@@ -24,6 +26,8 @@ class JobStatus(models.TextChoices):
 # How each status looks through the standard TaskResult.status.
 STANDARD_STATUS = {
     JobStatus.READY: "READY",
+    # Not started and not failed: the standard's nearest status is READY.
+    JobStatus.WAITING: "READY",
     JobStatus.RUNNING: "RUNNING",
     JobStatus.SUCCESSFUL: "SUCCESSFUL",
     JobStatus.FAILED: "FAILED",
@@ -230,6 +234,18 @@ class Job(models.Model):
     object_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     about = GenericForeignKey("content_type", "object_id")
 
+    # Workflows (djtasks.workflows): the steps of one chain, group or chord
+    # share a workflow_id. A stage is one step, or a group's steps, that the
+    # next stage waits for; stage -1 is the error callback. Within a group,
+    # workflow_index is the step's place in the list of results (NULL for a
+    # single step, whose result is passed on as it is).
+    workflow_id = models.UUIDField(null=True, blank=True, db_index=False)
+    workflow_stage = models.IntegerField(null=True, blank=True)
+    workflow_index = models.IntegerField(null=True, blank=True)
+    # How many steps this WAITING step still waits for: it becomes READY when
+    # the count reaches 0 (see djtasks.advance).
+    waiting_for = models.PositiveIntegerField(default=0)
+
     class Meta:
         ordering = ["-enqueued_at"]
         indexes = [
@@ -277,6 +293,17 @@ class Job(models.Model):
                 fields=["content_type", "object_id"],
                 condition=Q(object_id__isnull=False),
                 name="djtasks_job_about",
+            ),
+            # The steps of one workflow, by status: djtasks.advance reads a
+            # workflow's WAITING steps (not the thousands of a big chord's
+            # header that already ran) and pruning asks whether any step is
+            # still live. Partial: jobs outside a workflow (nearly all) add
+            # nothing to it, so claims and completions of plain jobs do not
+            # pay for it.
+            models.Index(
+                fields=["workflow_id", "status"],
+                condition=Q(workflow_id__isnull=False),
+                name="djtasks_job_workflow",
             ),
         ]
         constraints = [

@@ -1,4 +1,4 @@
-"""What the admin does to jobs: retry, cancel (see djtasks.control) and run now.
+"""What the admin does to jobs: retry, cancel (see djtasks.control), run now, delete.
 
 Each operation is a guarded UPDATE: the status condition sits in the WHERE
 clause, so a job that a worker claimed or finished between the admin's page
@@ -9,8 +9,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import control, registry
+from . import advance, control, registry
 from .models import JobStatus
+from .workflows import ERROR_STAGE
 
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -20,10 +21,16 @@ def retry(jobs) -> int:
 
     The attempt counter and the errors of earlier attempts are kept (they
     are the job's history); max_attempts grows by the task's budget instead.
+    A workflow step runs again alone: the steps it cancelled when it failed
+    stay cancelled (see docs/workflows.md).
     One UPDATE per task (budgets differ by task); returns how many jobs were
     put back.
     """
-    retryable = jobs.filter(status__in=RETRYABLE)
+    # A workflow step cancelled before it was released (waiting_for > 0)
+    # never got its input from the step before it: it cannot run alone.
+    retryable = jobs.filter(status__in=RETRYABLE).exclude(
+        workflow_id__isnull=False, waiting_for__gt=0
+    )
     paths = retryable.order_by().values_list("task_path", flat=True).distinct()
     return sum(_retry_task(retryable.filter(task_path=path), path) for path in paths)
 
@@ -84,3 +91,35 @@ def cancel(jobs) -> tuple[int, int]:
 def run_now(jobs) -> int:
     """Make ready jobs claimable at once (whatever their run_after or backoff)."""
     return jobs.filter(status=JobStatus.READY).update(available_at=timezone.now())
+
+
+def delete(jobs) -> int:
+    """Delete jobs; a deleted step of an unfinished workflow fails its workflow.
+
+    Its waiting steps would otherwise wait forever for an outcome that never
+    comes: they are cancelled and the error callback runs, as when a step
+    is cancelled (see djtasks.advance), in the same transaction.
+    """
+    with transaction.atomic(using=jobs.db):
+        # RUNNING rows first, then the workflows' WAITING rows: the order in
+        # which a worker recording an outcome locks them (see
+        # djtasks.control.cancel_many), so the two cannot deadlock.
+        list(jobs.filter(status=JobStatus.RUNNING).select_for_update().values_list("pk"))
+        steps = jobs.filter(workflow_id__isnull=False).exclude(workflow_stage=ERROR_STAGE)
+        unfinished = set(
+            jobs.model.objects.using(jobs.db)
+            .filter(
+                workflow_id__in=steps.values("workflow_id"),
+                status=JobStatus.WAITING,
+            )
+            .values_list("workflow_id", flat=True)
+        )
+        deleted = [
+            advance.Finished(job_id, advance.DELETED, workflow_id, stage, task_path)
+            for job_id, workflow_id, stage, task_path in steps.filter(
+                workflow_id__in=unfinished
+            ).values_list("id", "workflow_id", "workflow_stage", "task_path")
+        ]
+        if deleted:
+            advance.steps_finished(jobs.db, deleted)
+        return jobs.delete()[0]

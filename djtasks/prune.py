@@ -3,8 +3,9 @@
 Rows go in batches of PRUNE_BATCH, one short transaction each, oldest first,
 so pruning a large history never holds many locks or one long transaction:
 workers claim and record between two batches. Only finished jobs
-(SUCCESSFUL, FAILED, CANCELLED, EXPIRED) are ever deleted; READY and
-RUNNING rows are never touched.
+(SUCCESSFUL, FAILED, CANCELLED, EXPIRED) are ever deleted; WAITING, READY
+and RUNNING rows are never touched, nor the steps of a workflow that has
+some of those left.
 
 Rows are deleted with plain SQL, not QuerySet.delete(): the ORM would load
 every row and null the references to it (Job.worker, Schedule.last_job),
@@ -32,7 +33,17 @@ SCHEDULE_NAME = "djtasks.prune"
 TASK_PATH = "djtasks.tasks.prune_jobs"
 
 JOBS = Job._meta.db_table
+LIVE_STATUSES = (JobStatus.WAITING, JobStatus.READY, JobStatus.RUNNING)
 WORKERS = Worker._meta.db_table
+
+# A step of a workflow that still has steps to run is kept: a later step
+# reads its return value when it is released (see djtasks.advance). The
+# test reads the partial index djtasks_job_workflow, and costs nothing for a
+# job outside a workflow (NULL workflow_id).
+_WORKFLOW_DONE = f"""(old.workflow_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM {JOBS} AS live
+        WHERE live.workflow_id = old.workflow_id
+          AND live.status IN ('WAITING', 'READY', 'RUNNING')))"""
 
 # PostgreSQL. FOR UPDATE SKIP LOCKED: a row someone else holds (e.g. the
 # admin retrying a failed job) is skipped, never waited for. FOR UPDATE
@@ -42,8 +53,9 @@ WORKERS = Worker._meta.db_table
 # walks the partial index djtasks_job_finished from the oldest row.
 PG_DELETE_JOBS = f"""
 WITH doomed AS MATERIALIZED (
-    SELECT id FROM {JOBS}
+    SELECT id FROM {JOBS} AS old
     WHERE finished_at IS NOT NULL AND finished_at < %s AND status = %s
+      AND {_WORKFLOW_DONE}
     ORDER BY finished_at
     LIMIT %s
     FOR UPDATE SKIP LOCKED
@@ -56,8 +68,9 @@ DELETE FROM {JOBS} AS job USING doomed WHERE job.id = doomed.id
 # in one statement, so no row changes between the two.
 SQLITE_DELETE_JOBS = f"""
 DELETE FROM {JOBS} WHERE id IN (
-    SELECT id FROM {JOBS}
+    SELECT id FROM {JOBS} AS old
     WHERE finished_at IS NOT NULL AND finished_at < %s AND status = %s
+      AND {_WORKFLOW_DONE}
     ORDER BY finished_at
     LIMIT %s
 )
@@ -188,9 +201,13 @@ def _batch_size(value) -> int:
 def _prune_status(database, status, before, batch_size, dry_run) -> int:
     """Delete the jobs of ``status`` finished before ``before``, batch by batch."""
     if dry_run:
+        live_steps = Job.objects.using(database).filter(
+            workflow_id=OuterRef("workflow_id"), status__in=LIVE_STATUSES
+        )
         return (
             Job.objects.using(database)
             .filter(status=status, finished_at__isnull=False, finished_at__lt=before)
+            .filter(Q(workflow_id__isnull=True) | ~Exists(live_steps))
             .count()
         )
     deleted = 0

@@ -19,11 +19,13 @@ so a cancel is never undone by a restart.
 """
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.db import connections, transaction
 from django.utils import timezone
 
+from . import advance
 from .models import Job, Worker
 
 logger = logging.getLogger("djtasks")
@@ -74,7 +76,8 @@ WITH lost AS MATERIALIZED (
 UPDATE {JOBS} AS job SET {_PG_LOST_SET}
 FROM lost
 WHERE job.id = lost.id AND job.status = 'RUNNING'
-RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.worker_id
+RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.worker_id,
+    job.workflow_id, job.workflow_stage
 """
 
 # PostgreSQL, the jobs of one worker known to be dead (its supervisor saw
@@ -83,7 +86,8 @@ RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.w
 PG_RELEASE_LOST = f"""
 UPDATE {JOBS} AS job SET {_PG_LOST_SET}
 WHERE job.worker_id = %(worker_id)s AND job.status = 'RUNNING' {{only}}
-RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.worker_id
+RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.worker_id,
+    job.workflow_id, job.workflow_stage
 """
 
 # PostgreSQL, hand-back: undo the claim's bookkeeping of the attempt
@@ -98,7 +102,8 @@ UPDATE {JOBS} AS job SET
     worker_ids = job.worker_ids - (jsonb_array_length(job.worker_ids) - 1),
     started_at = CASE WHEN job.attempts <= 1 THEN NULL ELSE job.started_at END
 WHERE job.worker_id = %(worker_id)s AND job.status = 'RUNNING' {{only}}
-RETURNING job.id
+RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.worker_id,
+    job.workflow_id, job.workflow_stage
 """
 
 _SQLITE_LOST_SET = f"""
@@ -131,13 +136,13 @@ WHERE status = 'RUNNING' AND id IN (
       AND (worker.id IS NULL OR worker.stopped_at IS NOT NULL
            OR worker.last_heartbeat_at < %(stale_before)s)
 )
-RETURNING id, task_path, queue_name, status, attempts, worker_id
+RETURNING id, task_path, queue_name, status, attempts, worker_id, workflow_id, workflow_stage
 """
 
 SQLITE_RELEASE_LOST = f"""
 UPDATE {JOBS} SET {_SQLITE_LOST_SET}
 WHERE worker_id = %(worker_id)s AND status = 'RUNNING' {{only}}
-RETURNING id, task_path, queue_name, status, attempts, worker_id
+RETURNING id, task_path, queue_name, status, attempts, worker_id, workflow_id, workflow_stage
 """
 
 SQLITE_HAND_BACK = f"""
@@ -148,7 +153,7 @@ UPDATE {JOBS} SET
     worker_ids = json_remove(worker_ids, '$[#-1]'),
     started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END
 WHERE worker_id = %(worker_id)s AND status = 'RUNNING' {{only}}
-RETURNING id
+RETURNING id, task_path, queue_name, status, attempts, worker_id, workflow_id, workflow_stage
 """
 
 
@@ -202,7 +207,10 @@ def hand_back(database: str, worker_id: str, job_ids=None, keep=()) -> int:
     sql = PG_HAND_BACK if vendor == "postgresql" else SQLITE_HAND_BACK
     with transaction.atomic(using=database), connection.cursor() as cursor:
         cursor.execute(sql.format(only=only), params)
-        count = len(cursor.fetchall())
+        rows = cursor.fetchall()
+        # A job whose cancel was requested ends CANCELLED: its workflow fails.
+        _advance_workflows(database, rows)
+    count = len(rows)
     if count:
         logger.info("worker %s handed %d unfinished job(s) back to READY", worker_id, count)
     return count
@@ -222,7 +230,26 @@ def _lost(database, name, params, now, job_ids=None):
         sql = sql.format(only=only)
     with transaction.atomic(using=database), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+        # A step rescued to FAILED (or CANCELLED) fails the rest of its
+        # workflow in this transaction, so none of its steps waits forever.
+        _advance_workflows(database, rows)
+        return rows
+
+
+def _advance_workflows(database, rows):
+    steps = [
+        advance.Finished(_uuid(job_id), status, _uuid(workflow_id), stage, task_path)
+        for job_id, task_path, _, status, _, _, workflow_id, stage in rows
+        if workflow_id is not None
+    ]
+    if steps:
+        advance.steps_finished(database, steps)
+
+
+def _uuid(value):
+    # SQLite returns UUIDs as 32 hex digits.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def _stamp(connection, value):
@@ -246,7 +273,7 @@ def _id_test(vendor, params, name, ids, negate):
 
 
 def _log_lost(rows):
-    for job_id, task_path, queue_name, status, attempts, worker_id in rows:
+    for job_id, task_path, queue_name, status, attempts, worker_id, *_ in rows:
         logger.warning(
             "job %s task=%s queue=%s attempt=%d lost with worker %s: now %s",
             job_id,

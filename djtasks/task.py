@@ -113,6 +113,12 @@ class DatabaseTask(Task):
         # validated like a freshly decorated task.
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def step(self, *args, **kwargs):
+        """Describe a call of this task as a workflow step (see djtasks.workflows)."""
+        from .workflows import Step
+
+        return Step(self, args, kwargs)
+
 
 def _as_tuple(value):
     return (value,) if isinstance(value, type) else tuple(value)

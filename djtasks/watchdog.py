@@ -92,7 +92,8 @@ def outcome_of(verdict: Verdict, worker_id: str) -> Outcome:
     """The outcome to record for a job stopped by force."""
     now = timezone.now()
     if verdict.reason == "cancelled":
-        return Outcome(verdict.job.id, "CANCELLED", now, attempt=verdict.job.attempts)
+        job = verdict.job
+        return Outcome(job.id, "CANCELLED", now, attempt=job.attempts, workflow_id=job.workflow_id)
     return timeout_outcome(verdict.job, worker_id, _stack_of(verdict.slot), now)
 
 
@@ -104,9 +105,17 @@ def timeout_outcome(job, worker_id: str, stack: str, now) -> Outcome:
         delay = backoff_delay(job.retry_policy, job.attempts)
         retry_at = now + timedelta(seconds=delay)
         return Outcome(
-            job.id, "READY", None, error=entry, available_at=retry_at, attempt=job.attempts
+            job.id,
+            "READY",
+            None,
+            error=entry,
+            available_at=retry_at,
+            attempt=job.attempts,
+            workflow_id=job.workflow_id,
         )
-    return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
+    return Outcome(
+        job.id, "FAILED", now, error=entry, attempt=job.attempts, workflow_id=job.workflow_id
+    )
 
 
 def entry_line(error: BaseException) -> str:

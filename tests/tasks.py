@@ -369,3 +369,39 @@ def per_customer(context, customer, seconds=0.0):
     if seconds:
         time.sleep(seconds)
     _ledger(context, "end")
+
+
+# --- appended by the workflows helper -----------------------------------------
+
+
+@djtasks.task
+def double(value):
+    return value * 2
+
+
+@djtasks.task
+def collect(values, *args):
+    """A chord callback: return the results it was given and its own arguments."""
+    return {"values": values, "args": list(args)}
+
+
+@djtasks.task
+def on_workflow_error(failed_job_id, tag=""):
+    """An error callback: return the id of the failed step it was given."""
+    return {"failed": failed_job_id, "tag": tag}
+
+
+@djtasks.task(takes_context=True)
+def chord_member(context, index, seconds=0.0):
+    """A chord header step: note the process that ran it, return ``index``."""
+    _ledger(context, f"member {index}")
+    if seconds:
+        time.sleep(seconds)
+    return index
+
+
+@djtasks.task(takes_context=True)
+def chord_callback(context, results):
+    """A chord callback that notes each run, to count them."""
+    _ledger(context, "callback")
+    return results

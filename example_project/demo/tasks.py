@@ -15,6 +15,12 @@ def add(a, b):
     return a + b
 
 
+@task
+def total(numbers):
+    """A workflow's last step: sum the results of the steps before it."""
+    return sum(numbers)
+
+
 @task(takes_context=True)
 def slow_count(context, seconds: int = 5):
     """Slow: count for a few seconds, reporting progress as it goes."""

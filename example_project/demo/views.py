@@ -8,11 +8,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from djtasks import chord
 from djtasks.models import Job
 from djtasks.progress import percent
 
 from .models import Report
-from .tasks import add, build_report, flaky, slow_count
+from .tasks import add, build_report, flaky, slow_count, total
 
 # How long the "scheduled for later" demo waits before it may run.
 LATER = timedelta(seconds=30)
@@ -20,6 +21,12 @@ LATER = timedelta(seconds=30)
 # These pages need no login: they show the demo's own jobs only, never the
 # arguments or results of other jobs sharing the table.
 DEMO_TASKS = "example_project.demo.tasks."
+
+
+def _chord():
+    # The page follows the callback: WAITING until the five additions are done.
+    header = [add.step(number, number) for number in range(1, 6)]
+    return chord(header, total.step()).enqueue().last
 
 
 def _report():
@@ -36,6 +43,7 @@ DEMOS = {
         lambda: add.using(run_after=LATER).enqueue(1, 2),
     ),
     "report": ("Build a report (a job bound to a model row)", _report),
+    "chord": ("Add five pairs in parallel, then sum them (a workflow: chord)", _chord),
 }
 
 

@@ -17,7 +17,7 @@ SCRIPT = "<script>alert(1)</script>"
 
 def test_index_offers_every_demo(client):
     body = client.get(reverse("index")).content.decode()
-    for name in ("add", "slow", "flaky", "later", "report"):
+    for name in ("add", "slow", "flaky", "later", "report", "chord"):
         assert f'id="enqueue-{name}"' in body
     assert reverse("admin:index") in body
 
@@ -41,6 +41,14 @@ def test_each_demo_enqueues_its_job_and_shows_it(client, name, task):
     assert reverse("job-json", args=[job.pk]) in page
     assert reverse("admin:djtasks_job_change", args=[job.pk]) in page
     assert 'id="progress-fill"' in page
+
+
+def test_chord_demo_shows_the_waiting_callback(client):
+    response = client.post(reverse("enqueue-demo", args=["chord"]))
+    callback = Job.objects.get(task_path="example_project.demo.tasks.total")
+    assert response["Location"] == reverse("job-detail", args=[callback.pk])
+    assert callback.status == "WAITING"
+    assert Job.objects.filter(workflow_id=callback.workflow_id).count() == 6
 
 
 def test_later_demo_is_deferred():

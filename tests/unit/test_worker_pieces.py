@@ -28,6 +28,7 @@ def claimed(**fields):
         "attempts": 1,
         "max_attempts": 1,
         "retry_policy": {},
+        "workflow_id": None,
     }
     values.update(fields)
     return SimpleNamespace(**values)
