@@ -349,3 +349,18 @@ def enqueues_add(a, b):
 def enqueues_itself():
     """Enqueue another run of itself: never runs dry."""
     enqueues_itself.enqueue()
+
+
+# --- appended by the reliability helper ---------------------------------------
+
+
+@djtasks.task(takes_context=True, max_attempts=100)
+def chaos_step(context, seconds=0.0):
+    """One job of the chaos and soak runs: note the execution, then work a little.
+
+    Many attempts: every SIGKILL of the process running it costs one.
+    """
+    _ledger(context, "chaos")
+    if seconds:
+        time.sleep(seconds)
+    return context.attempt
