@@ -34,7 +34,8 @@ from django.utils import timezone
 from djtasks import bulk_enqueue
 from djtasks.models import Schedule
 from tests import tasks
-bulk_enqueue(tasks.ledger_retried, [((f"load-{{i}}",), {{"seconds": {seconds}}}) for i in range({jobs})])
+calls = [((f"load-{{i}}",), {{"seconds": {seconds}}}) for i in range({jobs})]
+bulk_enqueue(tasks.ledger_retried, calls)
 Schedule.objects.create(
     name="every-second",
     task_path="tests.tasks.add",
