@@ -112,7 +112,7 @@ def test_an_invalid_cron_saved_without_clean_disables_the_schedule():
     beat_at(NOW).enqueue_due(NOW)
     schedule.refresh_from_db()
     assert not schedule.enabled
-    assert schedule.last_error.startswith("Disabled: cannot compute the next run")
+    assert schedule.last_error.startswith("Disabled: cron: '99 99 * * *' is not a valid cron")
 
 
 @pytest.mark.django_db
