@@ -94,6 +94,7 @@ def run(
     processes: int = 2,
     samples: int = 20,
     drain_timeout: float = 60.0,
+    on_sample=None,
 ) -> SoakReport:
     """Keep ``rate`` jobs/s coming for ``seconds``; sample memory; report stuck jobs."""
     from djtasks import bulk_enqueue
@@ -117,6 +118,8 @@ def run(
                 report.samples.append(
                     Sample(now - started, worker_rss(workers), backlog(), successful())
                 )
+                if on_sample:
+                    on_sample(report.samples[-1])
                 next_sample += sample_every
             time.sleep(0.1)
         deadline = time.monotonic() + drain_timeout
@@ -172,6 +175,7 @@ def main(argv=None) -> int:
         runworkers=options.runworkers,
         processes=options.processes,
         samples=options.samples,
+        on_sample=lambda sample: print(f"  {sample}", flush=True),
     )
     print("\n".join(report.lines()))
     for entry in report.stuck + report.not_successful:
