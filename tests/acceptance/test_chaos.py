@@ -27,8 +27,8 @@ def test_sigkilled_workers_lose_no_job_and_rerun_only_killed_work(tmp_path):
         jobs=300,
         kills=15,
         runworkers=2,
-        processes=2,
-        interval=0.25,
+        processes=3,
+        interval=0.2,
         seed=seed,
         settle_timeout=60,
     )

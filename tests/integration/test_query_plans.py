@@ -1,6 +1,6 @@
 """Query plans on PostgreSQL: the hot statements keep their indexes with a big history.
 
-200,000 finished jobs (one INSERT ... SELECT generate_series, then ANALYZE),
+100,000 finished jobs (one INSERT ... SELECT generate_series, then ANALYZE),
 a few ready and running ones, and EXPLAIN (never run) of the claim, the
 completion, the rescue statements and the beat's queries. A Seq Scan on the
 job table means the statement's cost grows with the history: it fails.
@@ -21,7 +21,7 @@ from djtasks.scheduler import Beat
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db]
 
 JOBS = Job._meta.db_table
-HISTORY = 200_000
+HISTORY = 100_000
 QUEUES = ["default", "emails", "other"]
 
 # Finished rows, 1 in 10 the run of a schedule (so the schedule's index is
