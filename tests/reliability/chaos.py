@@ -268,7 +268,7 @@ def problems_of(job, executions, killed_pids) -> list[str]:
     return problems
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--kills", type=int, default=100)
@@ -277,7 +277,11 @@ def main(argv=None) -> int:
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between kills")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--database-url", help="a scratch database (default: var/chaos.sqlite3)")
-    options = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    options = build_parser().parse_args(argv)
 
     from tests.reliability.runtime import default_url, empty_tables, setup_django
 

@@ -238,13 +238,17 @@ def check(server, report: OutageReport) -> None:
         report.problems.append(f"{doubled} schedule run(s) enqueued twice")
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--down", type=float, default=5.0, help="seconds the database is down")
     parser.add_argument("--runworkers", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2, help="per runworker")
-    options = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    options = build_parser().parse_args(argv)
 
     from tests.reliability import pgserver
 

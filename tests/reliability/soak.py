@@ -149,7 +149,7 @@ def find_stuck(report: SoakReport) -> None:
             report.not_successful.append(f"{entry} errors={job.errors[-1:]}")
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=50.0, help="jobs enqueued per second")
@@ -157,7 +157,11 @@ def main(argv=None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="per runworker")
     parser.add_argument("--samples", type=int, default=20, help="memory samples over the run")
     parser.add_argument("--database-url", help="a scratch database (default: var/soak.sqlite3)")
-    options = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    options = build_parser().parse_args(argv)
 
     from tests.reliability.runtime import default_url, empty_tables, setup_django
 
