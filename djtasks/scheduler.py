@@ -283,7 +283,11 @@ def row_problem(schedule) -> str:
         errors["args"] = "args must be a JSON list."
     if not isinstance(schedule.kwargs, dict):
         errors["kwargs"] = "kwargs must be a JSON object."
-    return " ".join(f"{field}: {message}" for field, message in errors.items())
+    # "__all__" (no single field) is the form's key for "exactly one timing".
+    return " ".join(
+        message if field == "__all__" else f"{field}: {message}"
+        for field, message in errors.items()
+    )
 
 
 def start_thread(**options) -> tuple[Beat, threading.Thread]:

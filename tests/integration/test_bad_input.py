@@ -270,6 +270,10 @@ def test_a_beat_tick_survives_bad_schedule_rows_and_runs_the_good_one():
         if runs or not schedule.last_error:
             silent.append(f"{name}: {runs} run(s), last_error={schedule.last_error!r}")
     assert silent == []
+    assert bad["no timing"].last_error == (
+        "Disabled: Give exactly one of a cron expression, an interval or a run time."
+    )
+    assert not bad["zero interval"].enabled
     # A second tick neither raises nor enqueues the bad ones.
     beat.enqueue_due(now + timedelta(minutes=1))
     assert not Job.objects.filter(schedule__in=bad.values()).exists()
