@@ -190,7 +190,10 @@ def run(
         for _ in range(runworkers):
             workers.start()
         wait_until(executions_started, 60, "the first job to start", workers)
+        give_up = time.monotonic() + 60 + 10 * kills * interval
         while killer.kills < kills:
+            if time.monotonic() > give_up:
+                raise ChaosError(f"only {killer.kills} of {kills} kills: no worker to kill")
             time.sleep(interval)
             if unfinished() < 2 * runworkers * processes:
                 # The work ran out before the kills: more, so that every
@@ -204,13 +207,15 @@ def run(
         # A whole runworker killed last needs STALE_AFTER and a rescue pass.
         wait_until(lambda: unfinished() == 0, settle_timeout, "every job to finish", workers)
         settle_seconds = time.monotonic() - settling
-        for worker in workers.alive():
+        survivors = workers.alive()
+        for worker in survivors:
             worker.signal(signal.SIGTERM)
-        for worker in workers.alive():
-            worker.wait(30)
+        exit_codes = [worker.wait(30) for worker in survivors]
     finally:
         workers.cleanup()
     report = check(job_ids, killer.killed_pids)
+    if any(exit_codes):
+        report.problems.append(f"runworker exit codes after SIGTERM: {exit_codes}")
     report.kills, report.whole_runworker_kills = killer.kills, killer.whole
     report.processes_killed = len(killer.killed_pids)
     report.seconds, report.settle_seconds = time.monotonic() - started, settle_seconds
