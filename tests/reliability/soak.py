@@ -31,6 +31,7 @@ class Sample:
     rss_kb: list  # one per worker process, in pid order
     backlog: int
     done: int
+    oldest_running: float  # seconds the longest-running attempt has run (a stuck job grows)
 
 
 @dataclass
@@ -51,10 +52,16 @@ class SoakReport:
         return round(sum(last) / len(last) - sum(first) / len(first))
 
     def lines(self) -> list[str]:
-        rows = [f"{'second':>7} {'worker RSS MB (each)':<32} {'backlog':>8} {'done':>8}"]
+        rows = [
+            f"{'second':>7} {'worker RSS MB (each)':<28} {'backlog':>8} {'done':>8} "
+            f"{'longest running s':>18}"
+        ]
         for sample in self.samples:
             rss = " ".join(f"{kb / 1024:.1f}" for kb in sample.rss_kb)
-            rows.append(f"{sample.second:7.0f} {rss:<32} {sample.backlog:8d} {sample.done:8d}")
+            rows.append(
+                f"{sample.second:7.0f} {rss:<28} {sample.backlog:8d} {sample.done:8d} "
+                f"{sample.oldest_running:18.1f}"
+            )
         rows += [
             f"jobs enqueued        {self.enqueued} in {self.seconds:.0f} s",
             f"worker RSS drift     {self.rss_drift_kb / 1024:+.1f} MB per process "
@@ -75,6 +82,22 @@ def successful() -> int:
     from djtasks.models import Job
 
     return Job.objects.filter(status="SUCCESSFUL").count()
+
+
+def oldest_running() -> float:
+    from django.db.models import Min
+    from django.utils import timezone
+
+    from djtasks.models import Job
+
+    since = Job.objects.filter(status="RUNNING").aggregate(since=Min("last_attempted_at"))["since"]
+    return 0.0 if since is None else (timezone.now() - since).total_seconds()
+
+
+def sample(started: float, workers: Workers) -> Sample:
+    return Sample(
+        time.monotonic() - started, worker_rss(workers), backlog(), successful(), oldest_running()
+    )
 
 
 def worker_rss(workers: Workers) -> list[int]:
@@ -115,9 +138,7 @@ def run(
                 bulk_enqueue(tasks.chaos_step, [((), {"seconds": job_seconds})] * due)
                 report.enqueued += due
             if now >= next_sample:
-                report.samples.append(
-                    Sample(now - started, worker_rss(workers), backlog(), successful())
-                )
+                report.samples.append(sample(started, workers))
                 if on_sample:
                     on_sample(report.samples[-1])
                 next_sample += sample_every
@@ -125,9 +146,7 @@ def run(
         deadline = time.monotonic() + drain_timeout
         while backlog() and time.monotonic() < deadline:
             time.sleep(0.2)
-        report.samples.append(
-            Sample(time.monotonic() - started, worker_rss(workers), backlog(), successful())
-        )
+        report.samples.append(sample(started, workers))
         for worker in workers.alive():
             worker.signal(signal.SIGTERM)
         for worker in workers.alive():
@@ -179,7 +198,7 @@ def main(argv=None) -> int:
         runworkers=options.runworkers,
         processes=options.processes,
         samples=options.samples,
-        on_sample=lambda sample: print(f"  {sample}", flush=True),
+        on_sample=lambda taken: print(f"  {taken}", flush=True),
     )
     print("\n".join(report.lines()))
     for entry in report.stuck + report.not_successful:
