@@ -33,6 +33,18 @@ class Sample:
     done: int
     oldest_running: float  # seconds the longest-running attempt has run (a stuck job grows)
 
+    def row(self) -> str:
+        rss = " ".join(f"{kb / 1024:.1f}" for kb in self.rss_kb)
+        return (
+            f"{self.second:7.0f} {rss:<28} {self.backlog:8d} {self.done:8d} "
+            f"{self.oldest_running:18.1f}"
+        )
+
+
+HEADER = f"{'second':>7} {'worker RSS MB (each)':<28} {'backlog':>8} {'done':>8} " + (
+    f"{'longest running s':>18}"
+)
+
 
 @dataclass
 class SoakReport:
@@ -52,24 +64,16 @@ class SoakReport:
         return round(sum(last) / len(last) - sum(first) / len(first))
 
     def lines(self) -> list[str]:
-        rows = [
-            f"{'second':>7} {'worker RSS MB (each)':<28} {'backlog':>8} {'done':>8} "
-            f"{'longest running s':>18}"
-        ]
-        for sample in self.samples:
-            rss = " ".join(f"{kb / 1024:.1f}" for kb in sample.rss_kb)
-            rows.append(
-                f"{sample.second:7.0f} {rss:<28} {sample.backlog:8d} {sample.done:8d} "
-                f"{sample.oldest_running:18.1f}"
-            )
-        rows += [
+        return [HEADER] + [taken.row() for taken in self.samples] + self.summary()
+
+    def summary(self) -> list[str]:
+        return [
             f"jobs enqueued        {self.enqueued} in {self.seconds:.0f} s",
             f"worker RSS drift     {self.rss_drift_kb / 1024:+.1f} MB per process "
             "(last sample minus first)",
             f"stuck jobs           {len(self.stuck)}",
             f"not SUCCESSFUL       {len(self.not_successful)}",
         ]
-        return rows
 
 
 def backlog() -> int:
@@ -189,6 +193,7 @@ def main(argv=None) -> int:
     empty_tables()
     log_dir = Path(tempfile.mkdtemp(prefix="djtasks-soak-logs-"))
     print(f"soak: {options.minutes:g} min at {options.rate:g} jobs/s, logs in {log_dir}")
+    print(HEADER, flush=True)
     report = run(
         url=url,
         settings_dir=settings_dir,
@@ -198,9 +203,10 @@ def main(argv=None) -> int:
         runworkers=options.runworkers,
         processes=options.processes,
         samples=options.samples,
-        on_sample=lambda taken: print(f"  {taken}", flush=True),
+        on_sample=lambda taken: print(taken.row(), flush=True),
     )
-    print("\n".join(report.lines()))
+    print(report.samples[-1].row())  # after the drain
+    print("\n".join(report.summary()))
     for entry in report.stuck + report.not_successful:
         print("PROBLEM:", entry)
     return 1 if report.stuck or report.not_successful else 0
