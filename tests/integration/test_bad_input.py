@@ -144,8 +144,10 @@ EDITED_JOBS = {
     "os.system": ({"task_path": "os.system"}, "FAILED", "not a registered task"),
     "task gone": ({"task_path": "tests.tasks.gone"}, "FAILED", "not a registered task"),
     "plain function": ({"task_path": "tests.tasks.not_a_task"}, "FAILED", "not a registered task"),
-    "args an object": ({"args": '{"a": 1}'}, "FAILED", "TypeError"),
-    "kwargs a list": ({"kwargs": "[1, 2]"}, "FAILED", "TypeError"),
+    "args an object": ({"args": '{"a": 1}'}, "FAILED", "holds dict args"),
+    # Not retried either: the row, not the task, is at fault.
+    "args a string": ({"args": '"12"', "max_attempts": 3}, "FAILED", "holds str args"),
+    "kwargs a list": ({"kwargs": "[1, 2]"}, "FAILED", "and list kwargs"),
     "missing argument": ({"args": "[1]"}, "FAILED", "missing 1 required positional"),
     "unknown keyword": ({"kwargs": '{"c": 3}'}, "FAILED", "unexpected keyword"),
     "no attempts allowed": ({"max_attempts": 0}, "SUCCESSFUL", None),
