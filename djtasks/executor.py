@@ -52,6 +52,10 @@ class Executor:
             task = registry.get(job.task_path)
         except registry.UnknownTask as error:
             return self._unrunnable(job, error)
+        if not isinstance(job.args, list) or not isinstance(job.kwargs, dict):
+            # Only a row edited by hand looks like this; unpacked anyway, a
+            # string or an object would call the task with its characters or keys.
+            return self._unrunnable(job, MalformedJob(job))
         result = to_task_result(job, task)
         signals_of(task).task_started.send(self.sender, task_result=result)
         try:
@@ -142,11 +146,21 @@ class Executor:
         return Outcome(job.id, "EXPIRED", now, attempt=job.attempts)
 
     def _unrunnable(self, job, error):
-        """A row naming no registered task fails at once, never retried."""
+        """A row naming no registered task, or a malformed call, fails at once, never retried."""
         now = timezone.now()
         logger.error("job %s task=%s cannot run: %s", job.id, job.task_path, error)
         entry = error_entry(error, job.attempts, self.worker_id, now, f"{error}\n")
         return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
+
+
+class MalformedJob(ValueError):  # noqa: N818 - like registry.UnknownTask
+    """A job row whose args are not a JSON list or whose kwargs are not an object."""
+
+    def __init__(self, job):
+        super().__init__(
+            f"The job's args must be a JSON list and its kwargs a JSON object; the row "
+            f"holds {type(job.args).__name__} args and {type(job.kwargs).__name__} kwargs."
+        )
 
 
 # Return values that are JSON as they are (most tasks return one of these).

@@ -244,7 +244,9 @@ class Job(models.Model):
     workflow_index = models.IntegerField(null=True, blank=True)
     # How many steps this WAITING step still waits for: it becomes READY when
     # the count reaches 0 (see djtasks.advance).
-    waiting_for = models.PositiveIntegerField(default=0)
+    # db_default: rows inserted without it (an older djtasks still
+    # enqueueing during an upgrade, raw SQL) are plain jobs waiting for none.
+    waiting_for = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-enqueued_at"]

@@ -28,7 +28,7 @@ from .conf import settings
 from .insert import insert_job
 from .models import Job, JobStatus, Schedule
 from .results import to_task_result
-from .schedules import Timing, due_runs
+from .schedules import MISFIRE_POLICIES, Timing, due_runs, validate_timing
 
 logger = logging.getLogger("djtasks")
 
@@ -122,6 +122,13 @@ class Beat:
 
     def _handle(self, schedule, now) -> list:
         """Enqueue the due runs of one locked schedule and move it forward."""
+        problem = row_problem(schedule)
+        if problem:
+            # Saved without clean() (a script, a database shell): an
+            # impossible timing or call is never guessed at, nor run.
+            logger.error("beat: schedule %r is invalid; disabled: %s", schedule.name, problem)
+            self._move(schedule, None, [], f"Disabled: {problem}")
+            return []
         try:
             if schedule.next_run_at is None:
                 # Created without clean() (e.g. through the ORM): compute its
@@ -254,6 +261,33 @@ class Beat:
             return self.max_sleep
         wait = (due - self.clock()).total_seconds()
         return min(self.max_sleep, max(MIN_SLEEP, wait))
+
+
+def row_problem(schedule) -> str:
+    """What makes a stored schedule unrunnable as it stands ("" if nothing).
+
+    The timing and the shape of the call only: a task that is not registered
+    (yet) skips runs but keeps the schedule enabled (see _task_of).
+    """
+    errors = validate_timing(
+        schedule.cron,
+        schedule.interval,
+        schedule.run_at,
+        schedule.time_zone,
+        schedule.start_at,
+        schedule.end_at,
+    )
+    if schedule.misfire_policy not in MISFIRE_POLICIES:
+        errors["misfire_policy"] = f"unknown policy {schedule.misfire_policy!r}."
+    if not isinstance(schedule.args, list):
+        errors["args"] = "args must be a JSON list."
+    if not isinstance(schedule.kwargs, dict):
+        errors["kwargs"] = "kwargs must be a JSON object."
+    # "__all__" (no single field) is the form's key for "exactly one timing".
+    return " ".join(
+        message if field == "__all__" else f"{field}: {message}"
+        for field, message in errors.items()
+    )
 
 
 def start_thread(**options) -> tuple[Beat, threading.Thread]:

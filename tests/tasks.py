@@ -405,3 +405,18 @@ def chord_callback(context, results):
     """A chord callback that notes each run, to count them."""
     _ledger(context, "callback")
     return results
+
+
+# --- appended by the reliability helper ---------------------------------------
+
+
+@djtasks.task(takes_context=True, max_attempts=100)
+def chaos_step(context, seconds=0.0):
+    """One job of the chaos and soak runs: note the execution, then work a little.
+
+    Many attempts: every SIGKILL of the process running it costs one.
+    """
+    _ledger(context, "chaos")
+    if seconds:
+        time.sleep(seconds)
+    return context.attempt

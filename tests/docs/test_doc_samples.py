@@ -28,6 +28,7 @@ task options, flags and checks are compared with the code.
 """
 
 import copy
+import importlib
 import re
 import socket
 import time
@@ -232,6 +233,14 @@ def own_options(name: str) -> set[str]:
     return command_options(name) - set(base._option_string_actions)
 
 
+RELIABILITY_RUN = re.compile(r"-m tests\.reliability\.(\w+)")
+
+
+def reliability_options(name: str) -> set[str]:
+    module = importlib.import_module(f"tests.reliability.{name}")
+    return set(module.build_parser()._option_string_actions)
+
+
 def test_flags_in_shell_samples_exist():
     options = {name: command_options(name) for name in COMMANDS}
     checked, unknown = 0, []
@@ -239,7 +248,12 @@ def test_flags_in_shell_samples_exist():
         if block.language not in SHELL_LANGUAGES:
             continue
         for offset, line in enumerate(block.code.splitlines()):
-            command = next((name for name in COMMANDS if name in line), None)
+            run = RELIABILITY_RUN.search(line)
+            if run:  # python -m tests.reliability.<name> (docs/reliability.md)
+                command = f"tests.reliability.{run.group(1)}"
+                options.setdefault(command, reliability_options(run.group(1)))
+            else:
+                command = next((name for name in COMMANDS if name in line), None)
             if command is None:
                 continue
             for flag in FLAG.findall(line.split("#")[0]):

@@ -182,3 +182,30 @@ def test_superuser_is_offered_every_action(admin_client, objects):
 def test_nobody_adds_jobs_or_workers_by_hand(admin_client):
     assert admin_client.get(reverse("admin:djtasks_job_add")).status_code == 403
     assert admin_client.get(reverse("admin:djtasks_worker_add")).status_code == 403
+
+
+@pytest.mark.parametrize("kind", [STAFF, VIEWER])
+def test_without_change_permission_schedules_cannot_be_added_or_edited(
+    client, django_user_model, objects, kind
+):
+    client = login_as(client, django_user_model, kind)
+    schedule = objects["schedule"]
+    form = {
+        "name": "hijacked",
+        "task_path": "tests.tasks.add",
+        "args": "[1, 2]",
+        "kwargs": "{}",
+        "queue_name": "default",
+        "priority": "0",
+        "cron": "* * * * *",
+        "time_zone": "UTC",
+        "enabled": "on",
+        "misfire_policy": "latest",
+        "misfire_cap": "100",
+    }
+
+    added = client.post(reverse("admin:djtasks_schedule_add"), form)
+    edited = client.post(reverse("admin:djtasks_schedule_change", args=[schedule.pk]), form)
+
+    assert (added.status_code, edited.status_code) == (403, 403)
+    assert list(Schedule.objects.values_list("name", flat=True)) == ["every minute"]

@@ -38,3 +38,34 @@ def test_size_limit_is_inclusive():
 
     with pytest.raises(PayloadTooLarge, match="14 bytes"):
         prepare_arguments("t.p", ["abcd"], {}, len('[["abc"], {}]'))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        (("a\x00b",), {}, "Argument 0 of t.p"),
+        ((1, ["ok", {"k": "\ud800"}]), {}, "Argument 1 of t.p"),
+        ((), {"data": {"key\x00": 1}}, "Keyword argument 'data' of t.p"),
+    ],
+)
+def test_nul_and_unpaired_surrogates_are_refused_on_every_database(args, kwargs, named):
+    # PostgreSQL's jsonb cannot store them: a raw DataError at enqueue on
+    # PostgreSQL only, before this check.
+    with pytest.raises(ArgumentNotSerializable, match="NUL character or an unpaired") as caught:
+        prepare_arguments("t.p", args, kwargs, 1000)
+
+    assert named in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["smile \U0001f600", "a literal \\ud800 and \\u0000", "é"])
+def test_other_text_passes_the_check(text):
+    assert prepare_arguments("t.p", [text], {}, 1000) == ([text], {})
+
+
+def test_arguments_nested_too_deeply_are_a_clear_error():
+    value = []
+    for _ in range(5000):
+        value = [value]
+
+    with pytest.raises(ArgumentNotSerializable, match="nested too deeply"):
+        prepare_arguments("t.p", [value], {}, 10**9)

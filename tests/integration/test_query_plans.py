@@ -1,0 +1,190 @@
+"""Query plans on PostgreSQL: the hot statements keep their indexes with a big history.
+
+100,000 finished jobs (one INSERT ... SELECT generate_series, then ANALYZE),
+a few ready and running ones, and EXPLAIN (never run) of the claim, the
+completion, the rescue statements and the beat's queries. A Seq Scan on the
+job table means the statement's cost grows with the history: it fails.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from djtasks import claim as claim_module
+from djtasks import completion, rescue
+from djtasks.models import Job, JobStatus, Schedule, Worker
+from djtasks.scheduler import Beat
+
+pytestmark = [pytest.mark.postgresql, pytest.mark.django_db]
+
+JOBS = Job._meta.db_table
+HISTORY = 100_000
+QUEUES = ["default", "emails", "other"]
+
+# Finished rows, 1 in 10 the run of a schedule (so the schedule's index is
+# as big as a busy schedule's), spread over queues and a month.
+FILL = f"""
+INSERT INTO {JOBS} (
+    id, task_path, backend, queue_name, priority, args, kwargs, status,
+    enqueued_at, available_at, started_at, finished_at, attempts, max_attempts,
+    retry_policy, worker_id, worker_ids, errors, schedule_id, scheduled_at
+)
+SELECT gen_random_uuid(), 'tests.tasks.noop', 'default',
+       (ARRAY['default', 'emails', 'other'])[1 + n %% 3], 0, '[]', '{{}}',
+       CASE WHEN n %% 10 = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END,
+       %(start)s::timestamptz + n * interval '10 seconds',
+       %(start)s::timestamptz + n * interval '10 seconds',
+       %(start)s::timestamptz + n * interval '10 seconds',
+       %(start)s::timestamptz + n * interval '10 seconds' + interval '1 second',
+       1, 1, '{{}}', 'gone-worker', '["gone-worker"]', '[]',
+       CASE WHEN n %% 10 = 1 THEN %(schedule)s END,
+       CASE WHEN n %% 10 = 1 THEN %(start)s::timestamptz + n * interval '10 seconds' END
+FROM generate_series(1, {HISTORY}) AS n
+"""
+
+
+@pytest.fixture(scope="module")
+def big_history(django_db_setup, django_db_blocker):
+    """The big history, committed once for the module, removed afterwards."""
+    now = timezone.now()
+    with django_db_blocker.unblock():
+        schedule = Schedule.objects.create(
+            name="busy",
+            task_path="tests.tasks.noop",
+            interval=timedelta(seconds=10),
+            next_run_at=now,
+            skip_if_running=True,
+        )
+        # Schedules that are not due: the beat must not read them all either.
+        Schedule.objects.bulk_create(
+            Schedule(
+                name=f"later-{n}",
+                task_path="tests.tasks.noop",
+                cron="0 3 * * *",
+                next_run_at=now + timedelta(hours=1 + n),
+                enabled=n % 5 != 0,
+            )
+            for n in range(2_000)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(FILL, {"start": now - timedelta(days=30), "schedule": schedule.pk})
+        # A backlog, and a live worker with running jobs.
+        Worker.objects.create(id="live", hostname="h", pid=1)
+        Job.objects.bulk_create(
+            [Job(task_path="tests.tasks.noop", queue_name=QUEUES[n % 3]) for n in range(1_000)]
+            + [
+                Job(task_path="tests.tasks.noop", status=JobStatus.RUNNING, worker_id="live")
+                for _ in range(5)
+            ]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {JOBS}")
+            cursor.execute(f"ANALYZE {Schedule._meta.db_table}")
+        try:
+            yield {"now": now, "schedule": schedule}
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"TRUNCATE {JOBS}, {Schedule._meta.db_table}, {Worker._meta.db_table}"
+                )
+
+
+@pytest.fixture
+def history(big_history, db):
+    """The big history; what a test writes on top is rolled back."""
+    return big_history
+
+
+def explain(sql, params) -> str:
+    with connection.cursor() as cursor:
+        # EXPLAIN without ANALYZE plans the statement but does not run it.
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def assert_no_scan_of_the_jobs(plan: str, *indexes: str) -> None:
+    """No Seq Scan of the job table, and one of ``indexes`` used."""
+    assert f"Seq Scan on {JOBS}" not in plan, plan
+    assert any(index in plan for index in indexes), plan
+
+
+def test_the_claim_reads_the_ready_index(history):
+    sql, params = claim_module._postgresql("w", QUEUES, 100, history["now"])
+
+    plan = explain(sql, params)
+
+    assert_no_scan_of_the_jobs(plan, "djtasks_job_ready")
+    # The UPDATE reaches the claimed rows by primary key (see djtasks.claim).
+    assert "djtasks_job_pkey" in plan, plan
+
+
+def test_the_completion_reaches_rows_by_primary_key(history):
+    running = list(Job.objects.filter(status=JobStatus.RUNNING))
+    outcomes = [
+        completion.Outcome(job.id, "SUCCESSFUL", history["now"], return_value=1, attempt=1)
+        for job in running
+    ]
+    params = completion._postgresql_params(outcomes, "live")
+
+    plan = explain(completion.POSTGRESQL, params)
+
+    assert_no_scan_of_the_jobs(plan, "djtasks_job_pkey", "djtasks_job_running")
+
+
+def test_the_stale_rescue_reads_the_running_index(history):
+    params = {
+        "exclude": "me",
+        "stale_before": history["now"],
+        "reason": "explain",
+        "now": history["now"],
+        "failed_at": history["now"].isoformat(),
+    }
+
+    plan = explain(rescue.PG_RESCUE_STALE, params)
+
+    assert_no_scan_of_the_jobs(plan, "djtasks_job_running")
+
+
+@pytest.mark.parametrize("name", ["PG_RELEASE_LOST", "PG_HAND_BACK"])
+def test_the_release_of_one_worker_reads_the_running_index(history, name):
+    params = {
+        "worker_id": "live",
+        "reason": "explain",
+        "now": history["now"],
+        "failed_at": history["now"].isoformat(),
+    }
+    sql = getattr(rescue, name).format(only="")
+
+    assert_no_scan_of_the_jobs(explain(sql, params), "djtasks_job_running")
+
+
+def beat_statements(now) -> list[str]:
+    """The statements one beat tick runs, as sent (parameters inlined)."""
+    beat = Beat(clock=lambda: now)
+    with CaptureQueriesContext(connection) as captured:
+        beat.enqueue_due(now)
+        beat._seconds_to_next_due()
+    return [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].split(None, 1)[0].upper() in ("SELECT", "UPDATE", "INSERT")
+    ]
+
+
+def test_the_beat_reads_schedules_and_jobs_by_index(history):
+    statements = beat_statements(history["now"])
+
+    # The due schedules (locked), the previous run's check (skip_if_running),
+    # the insert of the run, the move of next_run_at, the next due time.
+    assert len(statements) >= 5, statements
+    plans = [explain(sql, None) for sql in statements]
+    for plan in plans:
+        assert "Seq Scan" not in plan, plan
+    joined = "\n".join(plans)
+    assert "djtasks_schedule_due" in joined, joined
+    # The previous run's check reads live jobs by an index (the planner
+    # picks the status or the schedule one by their sizes), never the history.
+    assert Job.objects.filter(schedule=history["schedule"], status="READY").count() == 1

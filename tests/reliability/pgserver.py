@@ -1,0 +1,92 @@
+"""A throwaway PostgreSQL server: initdb and pg_ctl on a free port, in a temporary directory.
+
+Used by the database-outage runs, which stop and restart it under load;
+never the shared server.
+"""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("DJTASKS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server in a temporary directory, run as a non-root user."""
+
+    def __init__(self):
+        self.directory = Path(tempfile.mkdtemp(prefix="djtasks-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command):
+        # initdb refuses to run as root: use the postgres account then.
+        if os.geteuid() == 0:
+            command = ("runuser", "-u", "postgres", "--", *command)
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def init(self):
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+        self._run(
+            str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N"
+        )
+
+    def start(self):
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
+            "-c fsync=off -c full_page_writes=off"
+        )
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "server.log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode="fast"):
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def query(self, sql, params=()):
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def destroy(self):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def available() -> bool:
+    """Whether the PostgreSQL server binaries are there."""
+    return (PG_BIN / "initdb").exists()
+
+
+@contextlib.contextmanager
+def throwaway_server():
+    """A started ThrowawayPostgres, destroyed on exit."""
+    server = ThrowawayPostgres()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.destroy()
