@@ -18,7 +18,8 @@ from .models import Job
 
 TABLE = Job._meta.db_table
 
-# Columns the executor needs, in RETURNING order.
+# Columns the executor needs, in RETURNING order: the first fields of
+# ClaimedJob, in the same order (it is built from the row positionally).
 COLUMNS = (
     "id",
     "task_path",
@@ -177,25 +178,32 @@ def _sqlite(connection, worker_id, queues, limit, now):
 
 
 def _to_claimed(row, vendor) -> ClaimedJob:
-    values = dict(zip(COLUMNS, row))
-    if not isinstance(values["id"], uuid.UUID):
-        values["id"] = uuid.UUID(values["id"])
-    for column in ("args", "kwargs", "retry_policy", "worker_ids", "errors"):
-        value = values[column]
-        if isinstance(value, str):
-            # Most rows hold empty defaults here; skip the JSON parser for them.
-            values[column] = _EMPTY_JSON[value]() if value in _EMPTY_JSON else json.loads(value)
+    # Positional: COLUMNS lists the dataclass's fields in order.
+    job = ClaimedJob(*row)
+    if not isinstance(job.id, uuid.UUID):
+        job.id = uuid.UUID(job.id)
+    # Django's backends hand JSON columns over as text.
+    job.args = _json(job.args)
+    job.kwargs = _json(job.kwargs)
+    job.retry_policy = _json(job.retry_policy)
+    job.worker_ids = _json(job.worker_ids)
+    job.errors = _json(job.errors)
     if vendor == "sqlite":
-        for column in (
-            "enqueued_at",
-            "run_after",
-            "available_at",
-            "started_at",
-            "last_attempted_at",
-            "expires_at",
-        ):
-            values[column] = _sqlite_datetime(values[column])
-    return ClaimedJob(**values)
+        job.enqueued_at = _sqlite_datetime(job.enqueued_at)
+        job.run_after = _sqlite_datetime(job.run_after)
+        job.available_at = _sqlite_datetime(job.available_at)
+        job.started_at = _sqlite_datetime(job.started_at)
+        job.last_attempted_at = _sqlite_datetime(job.last_attempted_at)
+        job.expires_at = _sqlite_datetime(job.expires_at)
+    return job
+
+
+def _json(value):
+    if not isinstance(value, str):
+        return value
+    # Most rows hold empty defaults here; skip the JSON parser for them.
+    empty = _EMPTY_JSON.get(value)
+    return empty() if empty is not None else json.loads(value)
 
 
 _EMPTY_JSON = {"[]": list, "{}": dict}
