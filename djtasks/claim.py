@@ -145,7 +145,13 @@ def claim(database: str, worker_id: str, queues, limit: int, now) -> list[Claime
     """Mark up to ``limit`` due ready jobs RUNNING for ``worker_id``."""
     connection = connections[database]
     queues = list(queues)
-    with transaction.atomic(using=database), connection.cursor() as cursor:
+    # No savepoint when the worker runs this inside its own transaction (with
+    # the completion write, see Claimer._record_and_claim): one statement,
+    # nothing to roll back to.
+    with (
+        transaction.atomic(using=database, savepoint=False),
+        connection.cursor() as cursor,
+    ):
         if connection.vendor == "postgresql":
             sql, params = _postgresql(worker_id, queues, limit, now)
         else:

@@ -103,7 +103,12 @@ def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
     if not outcomes:
         return 0
     connection = connections[database]
-    with transaction.atomic(using=database), connection.cursor() as cursor:
+    # No savepoint inside the worker's transaction that also claims the next
+    # batch (Claimer._record_and_claim): a refused write rolls it all back.
+    with (
+        transaction.atomic(using=database, savepoint=False),
+        connection.cursor() as cursor,
+    ):
         if connection.vendor == "postgresql":
             cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
             written = cursor.rowcount
