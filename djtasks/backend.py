@@ -60,6 +60,8 @@ class DatabaseBackend(BaseTaskBackend):
     def __init__(self, alias, params):
         super().__init__(alias, params)
         self.database = self.options.get("DATABASE", "default")
+        # Tasks this backend validated, by id(); see _validate_once.
+        self._validated = {}
 
     def validate_task(self, task):
         # The documentation allows a timedelta run_after, but the standard
@@ -73,9 +75,25 @@ class DatabaseBackend(BaseTaskBackend):
         if is_module_level_function(task.func):
             registry.register(task)
 
+    def _validate_once(self, task):
+        """validate_task, skipped for a task object this backend validated.
+
+        A Task is frozen, so its verdict cannot change; and validating
+        inspects the function's signature, a fair part of an enqueue's
+        Python time. The task objects themselves are kept, so an id is
+        never reused while it is in here; the set is bounded because
+        ``.using()`` makes a new task per call.
+        """
+        if self._validated.get(id(task)) is task:
+            return
+        self.validate_task(task)
+        if len(self._validated) >= 1024:
+            self._validated.clear()
+        self._validated[id(task)] = task
+
     def enqueue(self, task, args, kwargs):
         """Insert one job in the caller's transaction and return its result."""
-        self.validate_task(task)
+        self._validate_once(task)
         values = self._job_values(task, args, kwargs, timezone.now())
         if values["unique_key"] is None:
             insert_job(self.database, values)
@@ -92,13 +110,9 @@ class DatabaseBackend(BaseTaskBackend):
         """Insert many jobs in one statement; ``calls`` is (task, args, kwargs)."""
         calls = list(calls)
         now = timezone.now()
-        validated = set()
         rows = []
         for task, args, kwargs in calls:
-            # Validating inspects the function's signature: once per task.
-            if id(task) not in validated:
-                self.validate_task(task)
-                validated.add(id(task))
+            self._validate_once(task)
             rows.append(self._job_values(task, args, kwargs, now))
         if any(row["unique_key"] for row in rows):
             # A unique job may turn out to be a duplicate; insert those one at

@@ -1,0 +1,113 @@
+"""The shortcuts of the enqueue and worker hot paths store and read what the
+plain way did: one-row INSERTs with literals, outcomes as one JSON document,
+TaskResults built field by field, claimed rows built by position."""
+
+import dataclasses
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from djtasks import claim as claim_module
+from djtasks import insert
+from djtasks.compat import FRAMEWORKS
+from djtasks.models import Job, JobStatus
+from djtasks.results import _FIELDS, _builder, _standard_builder
+from tests import tasks
+
+pytestmark = pytest.mark.django_db
+
+# Awkward for SQL literals, JSON text and parameter formatting alike.
+AWKWARD = ["it's 100%", '"quoted" \\back\\', "%s %(name)s", "é ✓", {"nested": [1, 2.5, None]}]
+
+
+def test_a_single_enqueue_stores_values_nulls_and_defaults():
+    result = tasks.echo.using(priority=3).enqueue(*AWKWARD, key="%%'")
+
+    job = Job.objects.get(pk=result.id)
+    assert job.args == AWKWARD
+    assert job.kwargs == {"key": "%%'"}
+    assert job.priority == 3
+    assert job.status == JobStatus.READY
+    # Left out of the row: the model's defaults.
+    assert (job.attempts, job.worker_ids, job.errors, job.progress) == (0, [], [], None)
+    # Given as None: NULL.
+    assert (job.run_after, job.expires_at, job.unique_key) == (None, None, None)
+
+
+def test_single_insert_literals_quote_and_refuse_the_unknown():
+    assert insert._literal(None) == "NULL"
+    assert insert._literal(7) == "7"
+    assert insert._literal("it's 100%") == "'it''s 100%%'"
+    with pytest.raises(TypeError):
+        insert._literal(True)
+
+
+def test_outcomes_keep_null_apart_from_a_json_null_and_round_trip(run_jobs):
+    nothing = tasks.noop.enqueue().id
+    awkward = tasks.echo.enqueue(*AWKWARD).id
+    failed = tasks.failing.enqueue().id
+
+    run_jobs()
+
+    assert Job.objects.get(pk=awkward).return_value == {"args": AWKWARD, "kwargs": {}}
+    # The task returned None: stored as JSON null, not as "no value".
+    assert not Job.objects.filter(pk=nothing, return_value__isnull=True).exists()
+    assert Job.objects.filter(pk=failed, return_value__isnull=True).exists()
+    assert Job.objects.get(pk=failed).status == JobStatus.FAILED
+
+
+def test_claimed_rows_are_built_by_position():
+    names = [field.name for field in dataclasses.fields(claim_module.ClaimedJob)]
+
+    assert names[: len(claim_module.COLUMNS)] == list(claim_module.COLUMNS)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS, ids=lambda f: f["package"])
+def test_task_results_built_directly_equal_the_standard_constructor(framework):
+    now = timezone.now()
+    values = {
+        "task": tasks.noop,
+        "id": str(uuid.uuid4()),
+        "status": framework["TaskResultStatus"].RUNNING,
+        "enqueued_at": now,
+        "started_at": now,
+        "finished_at": None,
+        "last_attempted_at": now,
+        "args": [1, ["a"]],
+        "kwargs": {"k": {"v": None}},
+        "backend": "default",
+        "errors": [],
+        "worker_ids": ["w"],
+        "_return_value": 5,
+    }
+    result_class = framework["TaskResult"]
+
+    direct = _builder(framework)(*values.values())
+    standard = _standard_builder(result_class)(*values.values())
+
+    assert type(direct) is result_class
+    assert [getattr(direct, name) for name in _FIELDS] == list(values.values())
+    assert direct == standard
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        direct.id = "changed"
+
+
+def test_enqueue_validates_a_task_object_once_per_backend(backend, monkeypatch):
+    task = tasks.add.using(priority=7)
+    other = tasks.add.using(priority=7)
+    calls = []
+    validate = type(backend).validate_task
+
+    def counting(self, task):
+        calls.append(task)
+        validate(self, task)
+
+    monkeypatch.setattr(type(backend), "validate_task", counting)
+
+    task.enqueue(1, 2)
+    task.enqueue(3, 4)
+    other.enqueue(5, 6)
+
+    # The second call reuses the verdict; another task object is validated.
+    assert [id(validated) for validated in calls] == [id(task), id(other)]
