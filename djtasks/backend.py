@@ -110,10 +110,11 @@ class DatabaseBackend(BaseTaskBackend):
         """Insert many jobs in one statement; ``calls`` is (task, args, kwargs)."""
         calls = list(calls)
         now = timezone.now()
+        max_bytes = settings.MAX_PAYLOAD_BYTES
         rows = []
         for task, args, kwargs in calls:
             self._validate_once(task)
-            rows.append(self._job_values(task, args, kwargs, now))
+            rows.append(self._job_values(task, args, kwargs, now, max_bytes))
         if any(row["unique_key"] for row in rows):
             # A unique job may turn out to be a duplicate; insert those one at
             # a time so each can fall back to the job already there.
@@ -164,10 +165,12 @@ class DatabaseBackend(BaseTaskBackend):
                 id="djtasks.W001",
             )
 
-    def _job_values(self, task, args, kwargs, now) -> dict:
+    def _job_values(self, task, args, kwargs, now, max_bytes=None) -> dict:
         """The fields of a new job row for this call, validated."""
         path = task.module_path
-        args, kwargs = prepare_arguments(path, args, kwargs, settings.MAX_PAYLOAD_BYTES)
+        if max_bytes is None:
+            max_bytes = settings.MAX_PAYLOAD_BYTES
+        args, kwargs = prepare_arguments(path, args, kwargs, max_bytes)
         return {
             "id": uuid.uuid4(),
             "task_path": path,

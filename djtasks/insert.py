@@ -16,6 +16,7 @@ from django.db import connections
 from .models import Job
 
 _FIELDS = list(Job._meta.concrete_fields)
+_ATTNAMES = [field.attname for field in _FIELDS]
 _JSON_FIELDS = {field.attname for field in _FIELDS if field.get_internal_type() == "JSONField"}
 _COLUMNS = ", ".join(field.column for field in _FIELDS)
 _TABLE = Job._meta.db_table
@@ -92,7 +93,7 @@ def _literal(value) -> str:
 
 
 def _postgresql_value(name, value):
-    if name in _JSON_FIELDS:
+    if name in _JSON_FIELDS and value is not None:
         # Mostly empty, as the arguments of a task that takes none.
         if type(value) in (list, dict) and not value:
             return "[]" if type(value) is list else "{}"
@@ -102,16 +103,9 @@ def _postgresql_value(name, value):
 
 def _postgresql_row(row: dict) -> list:
     defaults = _postgresql_defaults()
-    values = []
-    for field in _FIELDS:
-        name = field.attname
-        if name not in row:
-            values.append(defaults[name])
-        elif name in _JSON_FIELDS and row[name] is not None:
-            values.append(json.dumps(row[name]))
-        else:
-            values.append(row[name])
-    return values
+    return [
+        _postgresql_value(name, row[name]) if name in row else defaults[name] for name in _ATTNAMES
+    ]
 
 
 @functools.cache
