@@ -158,6 +158,10 @@ class Claimer:
                 with transaction.atomic(using=owner.database):
                     record(owner.database, owner.worker_id, pending)
                     jobs = self._claim(size)
+                    if connections[owner.database].needs_rollback:
+                        # Code inside caught a database error: the block would
+                        # roll back quietly, outcomes and claim with it.
+                        raise DatabaseError("the claim failed after the outcomes were written")
             except faults.REFUSED:
                 # The database refused an outcome (e.g. a return value jsonb
                 # rejects) and the transaction rolled back, claim included:

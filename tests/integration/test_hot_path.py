@@ -111,3 +111,34 @@ def test_enqueue_validates_a_task_object_once_per_backend(backend, monkeypatch):
 
     # The second call reuses the verdict; another task object is validated.
     assert [id(validated) for validated in calls] == [id(task), id(other)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_claim_swallowed_an_error_keeps_its_outcomes_pending(monkeypatch):
+    from django.db import DatabaseError, transaction
+
+    from djtasks.claimer import Claimer
+    from djtasks.completion import Outcome
+    from djtasks.worker import WorkerProcess
+
+    job_id = tasks.noop.enqueue().id
+    worker = WorkerProcess(burst=True, worker_id="w-swallow")
+    claimer = worker.claimers[0]
+    [job] = claim_module.claim("default", "w-swallow", ["default"], 1, timezone.now())
+    claimer.slot.pending.append(Outcome(job.id, "SUCCESSFUL", timezone.now(), attempt=1))
+
+    def claim_that_swallows(self, size):
+        try:
+            with transaction.atomic(savepoint=False):
+                raise DatabaseError("boom")
+        except DatabaseError:
+            return ["a job the rolled-back claim would have returned"]
+
+    monkeypatch.setattr(Claimer, "_claim", claim_that_swallows)
+
+    with pytest.raises(DatabaseError):
+        claimer._record_and_claim(10)
+
+    # Nothing was run on a claim that did not commit, nothing was lost.
+    assert len(claimer.slot.pending) == 1
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING
