@@ -12,6 +12,7 @@ import functools
 import json
 
 from django.db import connections
+from django.db.models.expressions import DatabaseDefault
 
 from .models import Job
 
@@ -79,10 +80,14 @@ def _single_insert(given: tuple, nulls: tuple) -> tuple[str, tuple]:
 
 
 def _literal(value) -> str:
-    """A default (None, a whole number or a string) as an SQL literal."""
+    """A default (None, a boolean, a whole number or a string) as SQL."""
     if value is None:
         return "NULL"
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, DatabaseDefault):
+        return "DEFAULT"  # a db_default without a Python default
+    if not isinstance(value, int | str):
         raise TypeError(f"No literal for the default {value!r}")
     if isinstance(value, int):
         return str(value)

@@ -39,8 +39,12 @@ def test_single_insert_literals_quote_and_refuse_the_unknown():
     assert insert._literal(None) == "NULL"
     assert insert._literal(7) == "7"
     assert insert._literal("it's 100%") == "'it''s 100%%'"
+    assert (insert._literal(True), insert._literal(False)) == ("TRUE", "FALSE")
     with pytest.raises(TypeError):
-        insert._literal(True)
+        insert._literal(1.5)
+    # Every column's default can be written (a new field's default too).
+    sql, names = insert._single_insert(("id", "enqueued_at", "available_at"), ())
+    assert names == ("id", "enqueued_at", "available_at")
 
 
 def test_outcomes_keep_null_apart_from_a_json_null_and_round_trip(run_jobs):
