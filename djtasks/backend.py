@@ -61,6 +61,8 @@ class DatabaseBackend(BaseTaskBackend):
     def __init__(self, alias, params):
         super().__init__(alias, params)
         self.database = self.options.get("DATABASE", "default")
+        # Tasks this backend validated, by id(); see _validate_once.
+        self._validated = {}
 
     def validate_task(self, task):
         # The documentation allows a timedelta run_after, but the standard
@@ -74,9 +76,25 @@ class DatabaseBackend(BaseTaskBackend):
         if is_module_level_function(task.func):
             registry.register(task)
 
+    def _validate_once(self, task):
+        """validate_task, skipped for a task object this backend validated.
+
+        A Task is frozen, so its verdict cannot change; and validating
+        inspects the function's signature, a fair part of an enqueue's
+        Python time. The task objects themselves are kept, so an id is
+        never reused while it is in here; the set is bounded because
+        ``.using()`` makes a new task per call.
+        """
+        if self._validated.get(id(task)) is task:
+            return
+        self.validate_task(task)
+        if len(self._validated) >= 1024:
+            self._validated.clear()
+        self._validated[id(task)] = task
+
     def enqueue(self, task, args, kwargs):
         """Insert one job in the caller's transaction and return its result."""
-        self.validate_task(task)
+        self._validate_once(task)
         values = self._job_values(task, args, kwargs, timezone.now())
         if values["unique_key"] is None:
             insert_job(self.database, values)
@@ -93,14 +111,11 @@ class DatabaseBackend(BaseTaskBackend):
         """Insert many jobs in one statement; ``calls`` is (task, args, kwargs)."""
         calls = list(calls)
         now = timezone.now()
-        validated = set()
+        max_bytes = settings.MAX_PAYLOAD_BYTES
         rows = []
         for task, args, kwargs in calls:
-            # Validating inspects the function's signature: once per task.
-            if id(task) not in validated:
-                self.validate_task(task)
-                validated.add(id(task))
-            rows.append(self._job_values(task, args, kwargs, now))
+            self._validate_once(task)
+            rows.append(self._job_values(task, args, kwargs, now, max_bytes))
         if any(row["unique_key"] for row in rows):
             # A unique job may turn out to be a duplicate; insert those one at
             # a time so each can fall back to the job already there.
@@ -151,10 +166,12 @@ class DatabaseBackend(BaseTaskBackend):
                 id="djtasks.W001",
             )
 
-    def _job_values(self, task, args, kwargs, now) -> dict:
+    def _job_values(self, task, args, kwargs, now, max_bytes=None) -> dict:
         """The fields of a new job row for this call, validated."""
         path = task.module_path
-        args, kwargs = prepare_arguments(path, args, kwargs, settings.MAX_PAYLOAD_BYTES)
+        if max_bytes is None:
+            max_bytes = settings.MAX_PAYLOAD_BYTES
+        args, kwargs = prepare_arguments(path, args, kwargs, max_bytes)
         return {
             "id": uuid.uuid4(),
             "task_path": path,

@@ -17,7 +17,7 @@ from . import registry
 from .compat import framework_of, normalize_json, signals_of
 from .completion import Outcome, error_entry
 from .exceptions import Retry
-from .results import to_task_result
+from .results import standard_status, to_task_result
 from .retry import backoff_delay, should_retry
 
 logger = logging.getLogger("djtasks")
@@ -31,6 +31,8 @@ class Executor:
         # Standard signals are sent with the backend class as sender.
         self.sender = backend_class
         self._loop = None
+        # Whether each task function is a coroutine function, asked once.
+        self._is_async = {}
 
     def run(self, job) -> Outcome:
         """Run one attempt of ``job`` (a claim.ClaimedJob)."""
@@ -41,11 +43,12 @@ class Executor:
     def _run(self, job) -> Outcome:
         started = time.monotonic()
         # Expiry is about starting late: only a first attempt expires, never
-        # the retry of a job that did start in time.
+        # the retry of a job that did start in time. Late means claimed late
+        # or, claimed in time, started late after waiting in its batch.
         if (
             job.expires_at is not None
             and job.attempts == 1
-            and job.expires_at <= job.last_attempted_at
+            and job.expires_at <= max(job.last_attempted_at, timezone.now())
         ):
             return self._expired(job)
         try:
@@ -80,12 +83,16 @@ class Executor:
         if task.takes_context:
             context_class = framework_of(task)["TaskContext"]
             args = [context_class(task_result=result), *args]
-        if iscoroutinefunction(task.func):
+        func = task.func
+        is_async = self._is_async.get(func)
+        if is_async is None:
+            is_async = self._is_async[func] = iscoroutinefunction(func)
+        if is_async:
             # One event loop per executor thread, reused across jobs.
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-            return self._loop.run_until_complete(task.func(*args, **job.kwargs))
-        return task.func(*args, **job.kwargs)
+            return self._loop.run_until_complete(func(*args, **job.kwargs))
+        return func(*args, **job.kwargs)
 
     def _succeeded(self, job, task, result, value):
         finished_at = timezone.now()
@@ -183,8 +190,7 @@ def _json_value(value):
 
 def _set(result, task, status, finished_at=None):
     # TaskResult is a frozen dataclass; the executor owns this copy.
-    status_class = framework_of(task)["TaskResultStatus"]
-    object.__setattr__(result, "status", status_class(status))
+    object.__setattr__(result, "status", standard_status(task, status))
     object.__setattr__(result, "finished_at", finished_at)
 
 
@@ -208,6 +214,10 @@ def job_fields(job) -> tuple:
 
 
 def _log(job, outcome, duration):
+    # Checked first so that, with INFO off, no arguments are even gathered
+    # (the answer is cached by the logging module until its config changes).
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         JOB_FORMAT + " outcome=%s duration=%.3fs", *job_fields(job), outcome.status, duration
     )

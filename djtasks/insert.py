@@ -12,10 +12,12 @@ import functools
 import json
 
 from django.db import connections
+from django.db.models.expressions import DatabaseDefault
 
 from .models import Job
 
 _FIELDS = list(Job._meta.concrete_fields)
+_ATTNAMES = [field.attname for field in _FIELDS]
 _JSON_FIELDS = {field.attname for field in _FIELDS if field.get_internal_type() == "JSONField"}
 _COLUMNS = ", ".join(field.column for field in _FIELDS)
 _TABLE = Job._meta.db_table
@@ -37,7 +39,12 @@ def insert_jobs(database: str, rows: list[dict]) -> None:
             for chunk in _chunks(rows, _rows_per_statement(connection)):
                 _insert_values(cursor, connection, chunk)
         elif len(rows) == 1:
-            cursor.execute(_INSERT_SQL, _postgresql_row(rows[0]))
+            row = rows[0]
+            sql, names = _single_insert(
+                tuple(name for name, value in row.items() if value is not None),
+                tuple(name for name, value in row.items() if value is None),
+            )
+            cursor.execute(sql, [_postgresql_value(name, row[name]) for name in names])
         else:
             # COPY is not part of the DB-API that Django wraps: use the
             # psycopg cursor underneath (same connection, same transaction).
@@ -46,18 +53,64 @@ def insert_jobs(database: str, rows: list[dict]) -> None:
                     copy.write_row(_postgresql_row(row))
 
 
-def _postgresql_row(row: dict) -> list:
+@functools.lru_cache(maxsize=64)
+def _single_insert(given: tuple, nulls: tuple) -> tuple[str, tuple]:
+    """The INSERT of one row: (sql, the names of the values it takes).
+
+    ``given`` names the row's fields that have a value, ``nulls`` those it
+    sets to None; the other columns take their default. NULLs and defaults
+    are literals in the statement's text: the driver binds parameters on
+    the client, adapting and quoting each in Python, and the some 18
+    columns an ordinary job leaves NULL or at their default (0, '[]')
+    would cost about as much again as the rest. The rows of one call site
+    come in a few shapes only.
+    """
     defaults = _postgresql_defaults()
+    names = []
     values = []
     for field in _FIELDS:
         name = field.attname
-        if name not in row:
-            values.append(defaults[name])
-        elif name in _JSON_FIELDS and row[name] is not None:
-            values.append(json.dumps(row[name]))
+        if name in given:
+            names.append(name)
+            values.append("%s")
         else:
-            values.append(row[name])
-    return values
+            values.append("NULL" if name in nulls else _literal(defaults[name]))
+    sql = f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES ({', '.join(values)})"
+    return sql, tuple(names)
+
+
+def _literal(value) -> str:
+    """A default (None, a boolean, a whole number or a string) as SQL."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, DatabaseDefault):
+        return "DEFAULT"  # a db_default without a Python default
+    if not isinstance(value, int | str):
+        raise TypeError(f"No literal for the default {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    # A standard string literal: only the quote is special (PostgreSQL's
+    # standard_conforming_strings, on by default since 9.1); % is doubled
+    # because the statement goes through the driver's parameter formatting.
+    return "'" + value.replace("'", "''").replace("%", "%%") + "'"
+
+
+def _postgresql_value(name, value):
+    if name in _JSON_FIELDS and value is not None:
+        # Mostly empty, as the arguments of a task that takes none.
+        if type(value) in (list, dict) and not value:
+            return "[]" if type(value) is list else "{}"
+        return json.dumps(value)
+    return value
+
+
+def _postgresql_row(row: dict) -> list:
+    defaults = _postgresql_defaults()
+    return [
+        _postgresql_value(name, row[name]) if name in row else defaults[name] for name in _ATTNAMES
+    ]
 
 
 @functools.cache

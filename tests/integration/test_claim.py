@@ -143,3 +143,32 @@ def test_claim_uses_the_ready_index_whatever_the_history(queues):
     # The UPDATE reaches the claimed rows by primary key; driven from the
     # ready index instead, it costs ~100x more once the history is large.
     assert "djtasks_job_pkey" in plan, plan
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db
+def test_claim_reaches_the_claimed_rows_by_key_in_a_small_table():
+    # Joined to the claimed ids, a small table is hashed and scanned whole
+    # by the UPDATE (several times slower per claim than the key lookups).
+    djtasks.bulk_enqueue(tasks.noop, [((), {})] * 3_000)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Job._meta.db_table}")
+
+    plan = _explain_claim(["default"])
+
+    assert "Seq Scan" not in plan, plan
+    assert "djtasks_job_pkey" in plan, plan
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_sqlite_claim_updates_the_chosen_rows_by_key():
+    # Driven by the status index instead, each claim reads every ready row:
+    # a drain then costs the square of the backlog.
+    sql, params = claim_module._sqlite(connection, "w", ["default"], 100, timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+
+    assert "djtasks_job_status" not in plan, plan
+    assert "djtasks_job_ready" in plan, plan

@@ -173,7 +173,7 @@ def test_limited_jobs_claimed_before_a_failing_plain_claim_are_not_stranded(monk
 
     from djtasks import claim as claim_module
 
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise DatabaseError("connection lost")
 
     monkeypatch.setattr(claim_module, "_claim_plain", broken)

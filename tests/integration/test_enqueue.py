@@ -1,5 +1,6 @@
 """djtasks' own enqueue API: enqueue(), bulk_enqueue(), options on the row, unique."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -181,6 +182,20 @@ def test_expired_job_is_not_run(run_jobs):
     assert job.return_value is None
     # Seen through the standard API, an expired job has failed.
     assert tasks.expiring.get_result(result.id).status == TaskResultStatus.FAILED
+
+
+def test_a_job_claimed_in_time_but_started_late_expires():
+    from djtasks.claim import claim
+    from djtasks.executor import Executor
+
+    result = tasks.expiring.using(expires=0.2).enqueue()
+    [job] = claim("default", "w-late", ["default"], 10, timezone.now())
+    time.sleep(0.3)  # waits in its batch behind other jobs past its expiry
+
+    outcome = Executor("w-late", type(tasks.expiring.get_backend())).run(job)
+
+    assert outcome.status == "EXPIRED"
+    assert Job.objects.get(pk=result.id).status == "RUNNING"  # the claim's write only
 
 
 def test_a_retry_after_the_expiry_still_runs(run_jobs):

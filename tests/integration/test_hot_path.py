@@ -1,0 +1,148 @@
+"""The shortcuts of the enqueue and worker hot paths store and read what the
+plain way did: one-row INSERTs with literals, outcomes as one JSON document,
+TaskResults built field by field, claimed rows built by position."""
+
+import dataclasses
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from djtasks import claim as claim_module
+from djtasks import insert
+from djtasks.compat import FRAMEWORKS
+from djtasks.models import Job, JobStatus
+from djtasks.results import _FIELDS, _builder, _standard_builder
+from tests import tasks
+
+pytestmark = pytest.mark.django_db
+
+# Awkward for SQL literals, JSON text and parameter formatting alike.
+AWKWARD = ["it's 100%", '"quoted" \\back\\', "%s %(name)s", "é ✓", {"nested": [1, 2.5, None]}]
+
+
+def test_a_single_enqueue_stores_values_nulls_and_defaults():
+    result = tasks.echo.using(priority=3).enqueue(*AWKWARD, key="%%'")
+
+    job = Job.objects.get(pk=result.id)
+    assert job.args == AWKWARD
+    assert job.kwargs == {"key": "%%'"}
+    assert job.priority == 3
+    assert job.status == JobStatus.READY
+    # Left out of the row: the model's defaults.
+    assert (job.attempts, job.worker_ids, job.errors, job.progress) == (0, [], [], None)
+    # Given as None: NULL.
+    assert (job.run_after, job.expires_at, job.unique_key) == (None, None, None)
+
+
+def test_single_insert_literals_quote_and_refuse_the_unknown():
+    assert insert._literal(None) == "NULL"
+    assert insert._literal(7) == "7"
+    assert insert._literal("it's 100%") == "'it''s 100%%'"
+    assert (insert._literal(True), insert._literal(False)) == ("TRUE", "FALSE")
+    with pytest.raises(TypeError):
+        insert._literal(1.5)
+    # Every column's default can be written (a new field's default too).
+    sql, names = insert._single_insert(("id", "enqueued_at", "available_at"), ())
+    assert names == ("id", "enqueued_at", "available_at")
+
+
+def test_outcomes_keep_null_apart_from_a_json_null_and_round_trip(run_jobs):
+    nothing = tasks.noop.enqueue().id
+    awkward = tasks.echo.enqueue(*AWKWARD).id
+    failed = tasks.failing.enqueue().id
+
+    run_jobs()
+
+    assert Job.objects.get(pk=awkward).return_value == {"args": AWKWARD, "kwargs": {}}
+    # The task returned None: stored as JSON null, not as "no value".
+    assert not Job.objects.filter(pk=nothing, return_value__isnull=True).exists()
+    assert Job.objects.filter(pk=failed, return_value__isnull=True).exists()
+    assert Job.objects.get(pk=failed).status == JobStatus.FAILED
+
+
+def test_claimed_rows_are_built_by_position():
+    names = [field.name for field in dataclasses.fields(claim_module.ClaimedJob)]
+
+    assert names[: len(claim_module.COLUMNS)] == list(claim_module.COLUMNS)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS, ids=lambda f: f["package"])
+def test_task_results_built_directly_equal_the_standard_constructor(framework):
+    now = timezone.now()
+    values = {
+        "task": tasks.noop,
+        "id": str(uuid.uuid4()),
+        "status": framework["TaskResultStatus"].RUNNING,
+        "enqueued_at": now,
+        "started_at": now,
+        "finished_at": None,
+        "last_attempted_at": now,
+        "args": [1, ["a"]],
+        "kwargs": {"k": {"v": None}},
+        "backend": "default",
+        "errors": [],
+        "worker_ids": ["w"],
+        "_return_value": 5,
+    }
+    result_class = framework["TaskResult"]
+
+    direct = _builder(framework)(*values.values())
+    standard = _standard_builder(result_class)(*values.values())
+
+    assert type(direct) is result_class
+    assert [getattr(direct, name) for name in _FIELDS] == list(values.values())
+    assert direct == standard
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        direct.id = "changed"
+
+
+def test_enqueue_validates_a_task_object_once_per_backend(backend, monkeypatch):
+    task = tasks.add.using(priority=7)
+    other = tasks.add.using(priority=7)
+    calls = []
+    validate = type(backend).validate_task
+
+    def counting(self, task):
+        calls.append(task)
+        validate(self, task)
+
+    monkeypatch.setattr(type(backend), "validate_task", counting)
+
+    task.enqueue(1, 2)
+    task.enqueue(3, 4)
+    other.enqueue(5, 6)
+
+    # The second call reuses the verdict; another task object is validated.
+    assert [id(validated) for validated in calls] == [id(task), id(other)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_claim_swallowed_an_error_keeps_its_outcomes_pending(monkeypatch):
+    from django.db import DatabaseError, transaction
+
+    from djtasks.claimer import Claimer
+    from djtasks.completion import Outcome
+    from djtasks.worker import WorkerProcess
+
+    job_id = tasks.noop.enqueue().id
+    worker = WorkerProcess(burst=True, worker_id="w-swallow")
+    claimer = worker.claimers[0]
+    [job] = claim_module.claim("default", "w-swallow", ["default"], 1, timezone.now())
+    claimer.slot.pending.append(Outcome(job.id, "SUCCESSFUL", timezone.now(), attempt=1))
+
+    def claim_that_swallows(self, size):
+        try:
+            with transaction.atomic(savepoint=False):
+                raise DatabaseError("boom")
+        except DatabaseError:
+            return ["a job the rolled-back claim would have returned"]
+
+    monkeypatch.setattr(Claimer, "_claim", claim_that_swallows)
+
+    with pytest.raises(DatabaseError):
+        claimer._record_and_claim(10)
+
+    # Nothing was run on a claim that did not commit, nothing was lost.
+    assert len(claimer.slot.pending) == 1
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING
