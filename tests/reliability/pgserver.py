@@ -12,7 +12,26 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("DJTASKS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _server_binaries() -> Path:
+    """Where initdb and pg_ctl are: DJTASKS_PG_BIN, pg_config, or Debian's newest."""
+    if os.environ.get("DJTASKS_PG_BIN"):
+        return Path(os.environ["DJTASKS_PG_BIN"])
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        found = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if (Path(found) / "initdb").exists():
+            return Path(found)
+    # Debian keeps the server binaries out of PATH, one folder per version.
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return versions[-1].parent if versions else Path("/usr/lib/postgresql/bin")
+
+
+PG_BIN = _server_binaries()
 
 
 def free_port() -> int:
