@@ -110,9 +110,14 @@ RETURNING {_RETURNING}
 # takes the database lock at BEGIN (Django's transaction_mode "IMMEDIATE"),
 # so claimers run one at a time and each sees the others' committed work.
 # One statement selects and updates, so there is no gap between them even
-# without that setting. "limited = 0" is written as the partial index's
-# condition is: SQLite uses a partial index only for a query that repeats
-# each term of its WHERE. The unary plus in "+status" keeps SQLite from
+# without that setting.
+# SQLite uses a partial index only for a query that repeats each term of the
+# index's WHERE word for word, and Django writes djtasks_job_ready's
+# "limited is false" as "limited" = 0 (Django 6) or NOT "limited" (5.2): the
+# query says both, so it matches an index made by either. INDEXED BY turns an
+# index that stopped matching into an error ("no query solution") instead of
+# a silent plan that sorts every ready row per claim. The unary plus in
+# "+status" keeps SQLite from
 # driving the UPDATE from the status index, which read every ready row on
 # each claim (a drain cost the square of its backlog); the chosen ids are
 # looked up by key instead.
@@ -125,8 +130,8 @@ UPDATE {TABLE} SET
     started_at = COALESCE(started_at, %s),
     last_attempted_at = %s
 WHERE id IN (
-    SELECT id FROM {TABLE}
-    WHERE status = 'READY' AND limited = 0 AND queue_name {{queue_test}}
+    SELECT id FROM {TABLE} INDEXED BY djtasks_job_ready
+    WHERE status = 'READY' AND limited = 0 AND NOT limited AND queue_name {{queue_test}}
         AND available_at <= %s
     ORDER BY priority DESC, available_at
     LIMIT %s

@@ -247,7 +247,9 @@ BAD_SCHEDULES = {
 
 @pytest.mark.django_db
 def test_a_beat_tick_survives_bad_schedule_rows_and_runs_the_good_one():
-    now = timezone.now()
+    # Mid-minute: the every-minute "good" schedule due a second ago must not
+    # also have a minute start within the misfire grace.
+    now = timezone.now().replace(second=30, microsecond=0)
     due = now - timedelta(seconds=1)
     good = Schedule.objects.create(
         name="good", task_path="tests.tasks.add", args=[1, 2], cron="* * * * *", next_run_at=due

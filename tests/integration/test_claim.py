@@ -172,3 +172,30 @@ def test_sqlite_claim_updates_the_chosen_rows_by_key():
 
     assert "djtasks_job_status" not in plan, plan
     assert "djtasks_job_ready" in plan, plan
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "condition",
+    ['"limited" = 0 AND "status" = \'READY\'', 'NOT "limited" AND "status" = \'READY\''],
+    ids=["as-django-6-writes-it", "as-django-5.2-writes-it"],
+)
+def test_sqlite_claim_reads_the_ready_index_whichever_django_made_it(condition):
+    # A project migrated under one Django version may run under the other.
+    with connection.cursor() as cursor:
+        cursor.execute('DROP INDEX "djtasks_job_ready"')
+        cursor.execute(
+            'CREATE INDEX "djtasks_job_ready" ON "djtasks_job" '
+            f'("queue_name", "priority" DESC, "available_at") WHERE ({condition})'
+        )
+    job = tasks.noop.enqueue()
+
+    sql, params = claim_module._sqlite(connection, "w", ["default", "emails"], 10, timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+    claimed = claim_module.claim("default", "w", ["default", "emails"], 10, timezone.now())
+
+    assert "djtasks_job_ready" in plan and "djtasks_job_status" not in plan, plan
+    assert [str(claimed_job.id) for claimed_job in claimed] == [job.id]
