@@ -28,6 +28,12 @@ def test_a_rerun_after_its_process_was_killed_is_fine():
     assert problems_of(done, runs((10, 1), (11, 3)), killed_pids={10, 99}) == []
 
 
+def test_a_finished_run_handed_back_from_a_killed_process_is_fine():
+    # Finished, its outcome not yet written when the process was killed: the
+    # supervisor hands it back uncounted, so two runs share attempt 1.
+    assert problems_of(job(attempts=1), runs((10, 1), (11, 1)), killed_pids={10}) == []
+
+
 def test_a_rerun_without_a_kill_is_reported():
     done = job(attempts=2, errors=[LOST])
 
