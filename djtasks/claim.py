@@ -56,6 +56,22 @@ _RETURNING = ", ".join(f"job.{column}" for column in COLUMNS)
 # SQLite's RETURNING takes bare column names only.
 _SQLITE_RETURNING = ", ".join(COLUMNS)
 
+# How a claim marks its rows, the same for the plain and the limited claim:
+# RUNNING for this worker (worker id twice), the attempt counted, the first
+# start kept, this attempt's start (claim time twice).
+_PG_MARK_RUNNING = """    status = 'RUNNING',
+    worker_id = %s,
+    attempts = job.attempts + 1,
+    worker_ids = job.worker_ids || to_jsonb(%s::text),
+    started_at = COALESCE(job.started_at, %s),
+    last_attempted_at = %s"""
+_SQLITE_MARK_RUNNING = """    status = 'RUNNING',
+    worker_id = %s,
+    attempts = attempts + 1,
+    worker_ids = json_insert(worker_ids, '$[#]', %s),
+    started_at = COALESCE(started_at, %s),
+    last_attempted_at = %s"""
+
 # PostgreSQL. FOR UPDATE SKIP LOCKED: rows another claimer has locked are
 # skipped, not waited for, so claimers never block each other and a row is
 # handed to one claimer only.
@@ -96,12 +112,7 @@ WITH claimable AS MATERIALIZED (
     LIMIT %s
 )
 UPDATE {TABLE} AS job SET
-    status = 'RUNNING',
-    worker_id = %s,
-    attempts = job.attempts + 1,
-    worker_ids = job.worker_ids || to_jsonb(%s::text),
-    started_at = COALESCE(job.started_at, %s),
-    last_attempted_at = %s
+{_PG_MARK_RUNNING}
 WHERE job.id = ANY(ARRAY(SELECT id FROM claimable))
 RETURNING {_RETURNING}
 """
@@ -123,12 +134,7 @@ RETURNING {_RETURNING}
 # looked up by key instead.
 SQLITE = f"""
 UPDATE {TABLE} SET
-    status = 'RUNNING',
-    worker_id = %s,
-    attempts = attempts + 1,
-    worker_ids = json_insert(worker_ids, '$[#]', %s),
-    started_at = COALESCE(started_at, %s),
-    last_attempted_at = %s
+{_SQLITE_MARK_RUNNING}
 WHERE id IN (
     SELECT id FROM {TABLE} INDEXED BY djtasks_job_ready
     WHERE status = 'READY' AND limited = 0 AND NOT limited AND queue_name {{queue_test}}
@@ -143,24 +149,14 @@ RETURNING {_SQLITE_RETURNING}
 # like the plain claim marks its rows.
 POSTGRESQL_CHOSEN = f"""
 UPDATE {TABLE} AS job SET
-    status = 'RUNNING',
-    worker_id = %s,
-    attempts = job.attempts + 1,
-    worker_ids = job.worker_ids || to_jsonb(%s::text),
-    started_at = COALESCE(job.started_at, %s),
-    last_attempted_at = %s
+{_PG_MARK_RUNNING}
 WHERE job.id = ANY(%s::uuid[]) AND job.status = 'READY'
 RETURNING {_RETURNING}
 """
 
 SQLITE_CHOSEN = f"""
 UPDATE {TABLE} SET
-    status = 'RUNNING',
-    worker_id = %s,
-    attempts = attempts + 1,
-    worker_ids = json_insert(worker_ids, '$[#]', %s),
-    started_at = COALESCE(started_at, %s),
-    last_attempted_at = %s
+{_SQLITE_MARK_RUNNING}
 WHERE id IN ({{ids}}) AND status = 'READY'
 RETURNING {_SQLITE_RETURNING}
 """
