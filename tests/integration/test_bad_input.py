@@ -23,6 +23,7 @@ import djtasks
 from djtasks.models import Job, JobStatus, Schedule
 from djtasks.scheduler import Beat
 from tests import tasks
+from tests.integration.test_admin_schedules import form_data
 
 # Bounded: a few dozen examples each, never a deadline (the database is slow
 # on a loaded machine), fixtures reused across examples (rows are cleared).
@@ -313,26 +314,6 @@ def test_schedule_clean_only_ever_raises_validation_errors(cron, time_zone, seco
     Schedule.objects.all().delete()
 
 
-SCHEDULE_FORM = {
-    "name": "nightly",
-    "task_path": "tests.tasks.add",
-    "args": "[1, 2]",
-    "kwargs": "{}",
-    "queue_name": "default",
-    "priority": "0",
-    "cron": "30 2 * * *",
-    "interval": "",
-    "run_at_0": "",
-    "run_at_1": "",
-    "time_zone": "UTC",
-    "start_at_0": "",
-    "start_at_1": "",
-    "end_at_0": "",
-    "end_at_1": "",
-    "enabled": "on",
-    "misfire_policy": "latest",
-    "misfire_cap": "100",
-}
 FORM_TEXT = st.text(max_size=20) | st.sampled_from(["", "-1", "1e400", "[]", "{}", "null", "99999"])
 
 
@@ -354,7 +335,7 @@ def test_the_schedule_admin_form_never_fails_with_a_server_error(admin_client, c
     changes = {field: value.replace("\x00", "") for field, value in changes.items()}
 
     add = reverse("admin:djtasks_schedule_add")
-    response = admin_client.post(add, {**SCHEDULE_FORM, **changes})
+    response = admin_client.post(add, form_data(**{"time_zone": "UTC", **changes}))
 
     assert response.status_code in (200, 302)
     if response.status_code == 200:
