@@ -16,6 +16,12 @@ PEERS = ("dtdb", "procrastinate", "celery")
 # figure key -> (label, unit, ratio reference figure or None, higher is better)
 FIGURES = {
     "enqueue_one": ("enqueue, one by one", "jobs/s", "enqueue_one", True),
+    "enqueue_one_prepared": (
+        "enqueue, one by one, with OPTIONS prepare_threshold=5",
+        "jobs/s",
+        "enqueue_one",
+        True,
+    ),
     "enqueue_bulk": ("enqueue, bulk", "jobs/s", "enqueue_bulk", True),
     "bulk_seconds": ("bulk enqueue, time for the batch", "s", "bulk_seconds", False),
     "drain_1": ("drain, 1 worker process", "jobs/s", "drain_1", True),

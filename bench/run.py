@@ -377,8 +377,19 @@ class Bench:
         self.guarded(system, "drain, 2 processes", self.drain, system, 2, "drain_2")
         self.guarded(system, "latency", self.latency, system)
 
+    def enqueue_prepared(self, system):
+        """One-by-one enqueue with psycopg preparing the INSERT (opt-in)."""
+        for _ in range(self.options.runs):
+            system.driver("reset")
+            answer = system.driver(
+                "enqueue-one", self.options.enqueue_jobs, BENCH_PREPARE_THRESHOLD="5"
+            )
+            self.add(system, "enqueue_one_prepared", answer["jobs"] / answer["seconds"])
+
     def djtasks_extras(self, system, sqlite_system):
         options = self.options
+        if system.url and system.url.startswith("postgres"):
+            self.guarded(system, "enqueue, prepared", self.enqueue_prepared, system)
         if not options.smoke:
             # Django's default LOGGING makes django.tasks build an INFO record
             # for every start and finish; this is the same drain without them.

@@ -6,6 +6,8 @@ import dataclasses
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from djtasks import claim as claim_module
@@ -45,6 +47,71 @@ def test_single_insert_literals_quote_and_refuse_the_unknown():
     # Every column's default can be written (a new field's default too).
     sql, names = insert._single_insert(("id", "enqueued_at", "available_at"), ())
     assert names == ("id", "enqueued_at", "available_at")
+
+
+def test_the_single_insert_names_only_columns_that_are_not_null():
+    sql, names = insert._single_insert(
+        ("id", "task_path", "enqueued_at", "available_at"), ("run_after", "expires_at")
+    )
+    columns = sql[sql.index("(") + 1 : sql.index(")")].split(", ")
+
+    # Given values are parameters; defaults are literals.
+    assert names == ("id", "task_path", "enqueued_at", "available_at")
+    assert {"attempts", "worker_ids", "errors", "limited", "waiting_for"} <= set(columns)
+    # NULL, given or by default: left out, as the column's default is NULL.
+    assert not {"run_after", "expires_at", "progress", "unique_key"} & set(columns)
+
+
+def test_a_single_enqueue_is_seen_by_query_logging():
+    with CaptureQueriesContext(connection) as queries:
+        tasks.noop.enqueue()
+
+    assert [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+
+
+@pytest.fixture
+def prepare_threshold():
+    """Set psycopg's prepare_threshold on this test's connection, as
+    DATABASES OPTIONS would, and put Django's default (None) back.
+
+    DEALLOCATE ALL before and after: the session starts with nothing
+    prepared whatever ran before, and psycopg, which sees the command,
+    forgets what it had prepared.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    raw = connection.connection
+
+    def set_threshold(value):
+        raw.prepare_threshold = value
+
+    yield set_threshold
+    raw.prepare_threshold = None
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+
+def _prepared_inserts():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["INSERT INTO djtasks_job %"],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("threshold, prepared", [(None, 0), (2, 1)])
+def test_the_single_insert_is_prepared_only_if_the_connection_allows(
+    prepare_threshold, threshold, prepared
+):
+    prepare_threshold(threshold)
+    ids = [tasks.noop.enqueue().id for _ in range(4)]
+
+    # None is Django's default, and the setting for a transaction-mode
+    # pooler: nothing may be prepared then.
+    assert _prepared_inserts() == prepared
+    assert Job.objects.filter(pk__in=ids, status=JobStatus.READY).count() == 4
 
 
 def test_outcomes_keep_null_apart_from_a_json_null_and_round_trip(run_jobs):

@@ -180,7 +180,11 @@ def test_the_beat_reads_schedules_and_jobs_by_index(history):
     # The due schedules (locked), the previous run's check (skip_if_running),
     # the insert of the run, the move of next_run_at, the next due time.
     assert len(statements) >= 5, statements
-    plans = [explain(sql, None) for sql in statements]
+    # The insert of the run is a one-row INSERT ... VALUES, which reads no
+    # table, and is sent with its parameters apart ($1, ...): not explained.
+    reads = [sql for sql in statements if not sql.startswith("INSERT INTO djtasks_job ")]
+    assert len(reads) == len(statements) - 1, statements
+    plans = [explain(sql, None) for sql in reads]
     for plan in plans:
         assert "Seq Scan" not in plan, plan
     joined = "\n".join(plans)

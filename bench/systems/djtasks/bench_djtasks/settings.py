@@ -2,6 +2,8 @@
 
 DATABASE_URL picks PostgreSQL or SQLite. BENCH_QUIET_TASK_LOG=1 raises the
 django.tasks logger to WARNING, to measure what its per-task INFO lines cost.
+BENCH_PREPARE_THRESHOLD=N sets psycopg's prepare_threshold (Django leaves it
+None: no prepared statements), to measure what preparing saves an enqueue.
 """
 
 import os
@@ -36,6 +38,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = None
+    if os.environ.get("BENCH_PREPARE_THRESHOLD"):
+        DATABASES["default"]["OPTIONS"] = {
+            "prepare_threshold": int(os.environ["BENCH_PREPARE_THRESHOLD"])
+        }
 
 TASKS = {"default": {"BACKEND": "djtasks.backend.DatabaseBackend"}}
 
