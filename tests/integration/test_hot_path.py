@@ -69,6 +69,17 @@ def test_a_single_enqueue_is_seen_by_query_logging():
     assert [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_single_enqueue_after_a_reconnect_uses_the_new_connection():
+    first = tasks.noop.enqueue().id
+    # Django reconnects per request by default: the cursor kept for the old
+    # connection must not be used on (or instead of) the new one.
+    connection.close()
+    second = tasks.noop.enqueue().id
+
+    assert Job.objects.filter(pk__in=[first, second]).count() == 2
+
+
 @pytest.fixture
 def prepare_threshold():
     """Set psycopg's prepare_threshold on this test's connection, as
