@@ -10,6 +10,7 @@ first, in its own transaction, when its LimitedGate says so; with no limits
 in use the plain statement below is all a claim costs.
 """
 
+import contextlib
 import json
 import logging
 import uuid
@@ -225,15 +226,21 @@ def claim(database: str, worker_id: str, queues, limit: int, now, gate=None) -> 
 
 def _claim_plain(database, worker_id, queues, limit, now, savepoint) -> list[ClaimedJob]:
     connection = connections[database]
-    # A savepoint only when claim() would go on after an error here (limited
-    # jobs already claimed): without one the worker's transaction (the
-    # completion write plus this claim, see Claimer._record_and_claim) could
-    # not. Otherwise the error ends the transaction anyway: one statement,
-    # nothing to roll back to, two round trips saved.
-    with (
-        transaction.atomic(using=database, savepoint=savepoint),
-        connection.cursor() as cursor,
-    ):
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # No outcomes to write with it: the one statement is a transaction
+        # of its own, and BEGIN and COMMIT would be two more round trips on
+        # the way from a NOTIFY to a job's start. (SQLite takes its write
+        # lock at BEGIN IMMEDIATE; an implicit transaction can fail to.)
+        block = contextlib.nullcontext()
+    else:
+        # A savepoint only when claim() would go on after an error here
+        # (limited jobs already claimed): without one the worker's
+        # transaction (the completion write plus this claim, see
+        # Claimer._record_and_claim) could not. Otherwise the error ends the
+        # transaction anyway: one statement, nothing to roll back to, two
+        # round trips saved.
+        block = transaction.atomic(using=database, savepoint=savepoint)
+    with block, connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             sql, params = _postgresql(worker_id, queues, limit, now)
         else:

@@ -11,6 +11,7 @@ from django.utils import timezone
 import djtasks
 from djtasks import claim as claim_module
 from djtasks.claim import claim
+from djtasks.limited_claim import LimitedGate
 from djtasks.models import Job, JobStatus
 from tests import tasks
 
@@ -199,3 +200,33 @@ def test_sqlite_claim_reads_the_ready_index_whichever_django_made_it(condition):
 
     assert "djtasks_job_ready" in plan and "djtasks_job_status" not in plan, plan
     assert [str(claimed_job.id) for claimed_job in claimed] == [job.id]
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_outside_a_transaction_is_one_statement_on_postgresql(monkeypatch):
+    # Nothing to write with it: BEGIN and COMMIT would be two more round trips
+    # between a NOTIFY and the job's start.
+    result = tasks.add.enqueue(1, 2)
+    gate = LimitedGate(3600)
+    gate.found(0)  # no look for limited jobs now, as in a worker between looks
+
+    def no_transaction(*args, **kwargs):
+        raise AssertionError("the plain claim opened a transaction")
+
+    monkeypatch.setattr(claim_module.transaction, "atomic", no_transaction)
+    [claimed] = claim("default", "w1", QUEUES, 10, timezone.now(), gate)
+
+    assert str(claimed.id) == result.id
+    assert Job.objects.get(pk=result.id).status == JobStatus.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_inside_a_transaction_rolls_back_with_it():
+    result = tasks.add.enqueue(1, 2)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert len(claim("default", "w1", QUEUES, 10, timezone.now())) == 1
+        raise RuntimeError("the outcomes' write failed")
+
+    assert Job.objects.get(pk=result.id).status == JobStatus.READY
