@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from django.db import connection
+
+from tests.acceptance.conftest import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,3 +58,36 @@ def test_bench_smoke_measures_every_figure(tmp_path):
     text = report.read_text()
     assert "| djtasks, `manage.py runworker` |" in text
     assert "djtasks against the targets of issue 6" in text
+
+
+@pytest.mark.postgresql
+def test_enqueue_anatomy_runs_every_way():
+    # Its own database: the script migrates it and deletes every job.
+    settings_dict = connection.settings_dict
+    name = f"{settings_dict['NAME']}_anatomy"
+    server = psycopg.connect(database_url({**settings_dict, "NAME": "postgres"}), autocommit=True)
+    server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "enqueue_anatomy.py"), "--rounds", "1"]
+            + ["--calls", "5"],
+            cwd=ROOT,
+            env=dict(
+                os.environ,
+                DATABASE_URL=database_url({**settings_dict, "NAME": name}),
+                PYTHONPATH=str(ROOT),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.close()
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("  ")]
+    assert len(lines) == 5, done.stdout
+    assert all("/s" in line for line in lines), done.stdout
