@@ -199,6 +199,8 @@ def task(
             queue_name=queue_name,
             backend=backend,
             takes_context=takes_context,
+            # Required by Django 6.0's Task (a default since 6.1).
+            run_after=None,
             **options,
         )
 

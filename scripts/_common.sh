@@ -47,6 +47,7 @@ find_python_dj52() {
 django_spec() {
     case "$1" in
         dj6) say "django>=6.1,<6.2" ;;
+        dj60) say "django>=6.0,<6.1" ;;
         dj52) say "django>=5.2,<5.3 django-tasks>=0.12,<0.13" ;;
     esac
 }

@@ -91,7 +91,18 @@ def test_bulk_enqueue_validates_every_call_before_inserting():
 
 
 @pytest.mark.parametrize(
-    "task", [tasks.with_options, tasks.std_with_options], ids=["djtasks", "standard"]
+    "task",
+    [
+        tasks.with_options,
+        pytest.param(
+            tasks.std_with_options,
+            marks=pytest.mark.skipif(
+                tasks.std_with_options is None,
+                reason="Django 6.0's @task takes no backend options",
+            ),
+        ),
+    ],
+    ids=["djtasks", "standard"],
 )
 def test_djtasks_options_are_stored_on_the_row(task):
     before = timezone.now()

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import django
 import pytest
 
 import djtasks
@@ -11,9 +12,15 @@ from tests import tasks
 
 
 def test_both_decorators_make_a_standard_task_with_djtasks_options():
-    for task in (tasks.add, tasks.std_add, tasks.with_options, tasks.std_with_options):
+    with_options = [tasks.std_with_options] if tasks.std_with_options is not None else []
+    for task in (tasks.add, tasks.std_add, tasks.with_options, *with_options):
         assert isinstance(task, DatabaseTask)
         assert isinstance(task, Task)
+
+
+def test_only_django_6_0s_standard_decorator_refuses_djtasks_options():
+    # Django 6.1 and the backport forward extra options to the task class.
+    assert (tasks.std_with_options is None) == (django.VERSION[:2] == (6, 0))
 
 
 def test_option_defaults():
