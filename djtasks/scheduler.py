@@ -22,7 +22,7 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from . import code_schedules, registry
+from . import code_schedules, faults, registry
 from .compat import signals_of, task_backends
 from .conf import settings
 from .insert import insert_job
@@ -36,9 +36,6 @@ logger = logging.getLogger("djtasks")
 TICK_BATCH = 50
 # Shortest sleep: a due row another beat holds is retried this soon.
 MIN_SLEEP = 0.05
-# Backoff after a database error, doubled up to the maximum.
-ERROR_SLEEP = 1.0
-MAX_ERROR_SLEEP = 30.0
 
 
 class ScheduleError(Exception):
@@ -60,20 +57,33 @@ class Beat:
         """Tick until stopped (or once), riding out database outages."""
         registry.autodiscover()
         logger.info("beat %s started (database %s)", self.beat_id, self.database)
-        error_sleep = ERROR_SLEEP
+        failures = 0  # ticks failed in a row
         try:
             while not self.stopping.is_set():
                 try:
                     sleep = self.tick()
-                    error_sleep = ERROR_SLEEP
-                except Exception:  # noqa: BLE001 - logged; beat outlives outages
-                    logger.exception(
-                        "beat %s: tick failed; retrying in %ss", self.beat_id, error_sleep
-                    )
+                    if failures:
+                        logger.warning("beat %s: ticking again", self.beat_id)
+                    failures = 0
+                except Exception as error:  # noqa: BLE001 - logged; beat outlives outages
+                    failures += 1
+                    # The workers' backoff (at most 5 s between tries), so a
+                    # beat is back as soon as they are after an outage.
+                    sleep = faults.delay(failures)
+                    if failures == 1:
+                        logger.exception(
+                            "beat %s: tick failed; retrying in %ss", self.beat_id, sleep
+                        )
+                    else:
+                        logger.warning(
+                            "beat %s: tick failed again (%s); retrying in %ss",
+                            self.beat_id,
+                            error,
+                            sleep,
+                        )
                     # A database outage leaves a broken connection: drop it,
                     # the next tick reconnects.
                     connections[self.database].close()
-                    sleep, error_sleep = error_sleep, min(error_sleep * 2, MAX_ERROR_SLEEP)
                 if once:
                     return
                 self.stopping.wait(sleep)

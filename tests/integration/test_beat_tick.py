@@ -10,7 +10,7 @@ from django.db import OperationalError, connections
 from django.utils import timezone
 
 from djtasks import code_schedules as periodic_module
-from djtasks import scheduler
+from djtasks import faults, scheduler
 from djtasks.models import Job, JobStatus, Schedule
 from djtasks.scheduler import Beat
 from djtasks.schedules import Timing
@@ -230,7 +230,7 @@ def test_concurrent_beats_enqueue_each_run_once():
 
 @pytest.mark.django_db(transaction=True)
 def test_beat_survives_a_database_error(monkeypatch, caplog):
-    monkeypatch.setattr(scheduler, "ERROR_SLEEP", 0.01)
+    monkeypatch.setattr(faults, "DELAYS", (0.01,))
     beat = beat_at(NOW)
     calls = []
     real_tick = beat.tick
@@ -248,6 +248,30 @@ def test_beat_survives_a_database_error(monkeypatch, caplog):
     assert len(calls) == 2
     assert "tick failed" in caplog.text
     assert Job.objects.count() == 1
+
+
+def test_beat_backs_off_like_the_workers_and_logs_the_traceback_once(monkeypatch, caplog):
+    beat = beat_at(NOW)
+    waits = []
+    failures = 7
+
+    def failing_tick():
+        if len(waits) == failures:
+            beat.stopping.set()
+            return 1.0
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(beat.stopping, "wait", waits.append)
+    beat.tick = failing_tick
+    beat.run()
+
+    # 0.25, 0.5, 1, 2, then 5 s: back within 5 s of the database, however
+    # long it was away, as the workers are.
+    assert waits == [faults.delay(n) for n in range(1, failures + 1)] + [1.0]
+    assert max(waits) == 5
+    assert caplog.text.count("Traceback") == 1
+    assert caplog.text.count("tick failed again") == failures - 1
+    assert "ticking again" in caplog.text
 
 
 # --- schedules declared in code -----------------------------------------------------------
