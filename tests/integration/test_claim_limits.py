@@ -5,8 +5,9 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import djtasks
@@ -165,6 +166,22 @@ def test_the_gate_paces_looks_that_find_nothing():
     assert claim("default", "w", QUEUES, 10, timezone.now(), gate) == []
     gate.found(1)
     assert len(claim("default", "w", QUEUES, 10, timezone.now(), gate)) == 1
+
+
+@pytest.mark.django_db
+def test_a_look_that_finds_nothing_due_under_a_limit_reads_no_limit_and_locks_nothing():
+    plain = tasks.add.enqueue(1, 2)
+    # Under a limit, but not due yet: nothing to look at either.
+    tasks.rate_limited.using(run_after=timedelta(hours=1)).enqueue()
+
+    with CaptureQueriesContext(connection) as queries:
+        [claimed] = claim_at(timezone.now())
+
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert str(claimed.id) == plain.id
+    # One read of the ready rows under a limit, then the plain claim.
+    assert len(sql) == 2, sql
+    assert not any("djtasks_limit" in text or "FOR UPDATE" in text for text in sql[:1]), sql
 
 
 @pytest.mark.django_db
