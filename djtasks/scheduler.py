@@ -58,29 +58,33 @@ class Beat:
         registry.autodiscover()
         logger.info("beat %s started (database %s)", self.beat_id, self.database)
         failures = 0  # ticks failed in a row
+        last_error = None  # the type of the latest failure's exception
         try:
             while not self.stopping.is_set():
                 try:
                     sleep = self.tick()
                     if failures:
                         logger.warning("beat %s: ticking again", self.beat_id)
-                    failures = 0
+                    failures, last_error = 0, None
                 except Exception as error:  # noqa: BLE001 - logged; beat outlives outages
                     failures += 1
                     # The workers' backoff (at most 5 s between tries), so a
                     # beat is back as soon as they are after an outage.
                     sleep = faults.delay(failures)
-                    if failures == 1:
+                    if type(error) is not last_error:
+                        # A new kind of failure gets its traceback.
                         logger.exception(
                             "beat %s: tick failed; retrying in %ss", self.beat_id, sleep
                         )
                     else:
                         logger.warning(
-                            "beat %s: tick failed again (%s); retrying in %ss",
+                            "beat %s: tick failed again (%s: %s); retrying in %ss",
                             self.beat_id,
+                            type(error).__name__,
                             error,
                             sleep,
                         )
+                    last_error = type(error)
                     # A database outage leaves a broken connection: drop it,
                     # the next tick reconnects.
                     connections[self.database].close()

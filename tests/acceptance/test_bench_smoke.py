@@ -73,11 +73,11 @@ def test_enqueue_anatomy_runs_every_way():
             [sys.executable, str(ROOT / "bench" / "enqueue_anatomy.py"), "--rounds", "1"]
             + ["--calls", "5"],
             cwd=ROOT,
-            env=dict(
-                os.environ,
-                DATABASE_URL=database_url({**settings_dict, "NAME": name}),
-                PYTHONPATH=str(ROOT),
-            ),
+            env={
+                **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+                "DATABASE_URL": database_url({**settings_dict, "NAME": name}),
+                "PYTHONPATH": str(ROOT),
+            },
             capture_output=True,
             text=True,
             timeout=120,

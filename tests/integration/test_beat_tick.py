@@ -250,7 +250,7 @@ def test_beat_survives_a_database_error(monkeypatch, caplog):
     assert Job.objects.count() == 1
 
 
-def test_beat_backs_off_like_the_workers_and_logs_the_traceback_once(monkeypatch, caplog):
+def test_beat_backs_off_like_the_workers_and_logs_each_kind_of_failure_once(monkeypatch, caplog):
     beat = beat_at(NOW)
     waits = []
     failures = 7
@@ -259,6 +259,8 @@ def test_beat_backs_off_like_the_workers_and_logs_the_traceback_once(monkeypatch
         if len(waits) == failures:
             beat.stopping.set()
             return 1.0
+        if len(waits) == failures - 1:
+            raise ValueError("a new kind of failure")
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(beat.stopping, "wait", waits.append)
@@ -269,8 +271,9 @@ def test_beat_backs_off_like_the_workers_and_logs_the_traceback_once(monkeypatch
     # long it was away, as the workers are.
     assert waits == [faults.delay(n) for n in range(1, failures + 1)] + [1.0]
     assert max(waits) == 5
-    assert caplog.text.count("Traceback") == 1
-    assert caplog.text.count("tick failed again") == failures - 1
+    # A traceback for the outage, and one for the new kind of failure.
+    assert caplog.text.count("Traceback") == 2
+    assert caplog.text.count("tick failed again (OperationalError") == failures - 2
     assert "ticking again" in caplog.text
 
 
