@@ -4,14 +4,17 @@
 
 Runs in the djtasks benchmark project (bench/systems/djtasks) against the
 PostgreSQL of DATABASE_URL (the database is migrated, and its jobs deleted).
-Five ways to add one job row, each in its own transaction (autocommit),
+Six ways to add one job row, each in its own transaction (autocommit),
 interleaved round by round so the machine's swings reach them alike:
 
 - the baseline's INSERT: a 3-column row, two indexes, the same kind of
   NOTIFY trigger (what bench/systems/baseline enqueues);
 - djtasks' own INSERT statement and values sent by bare psycopg, no Django
   and no djtasks around it, first as PostgreSQL parses and plans it anew,
-  then prepared;
+  then prepared, then without waiting for the commit's flush to disk
+  (``synchronous_commit = off``, which djtasks never sets: a crash of the
+  server could lose a job its caller was told about; here it measures
+  what the flush costs);
 - ``noop.enqueue()``, with Django's default (no prepared statements) and
   with ``OPTIONS["prepare_threshold"] = 5``.
 
@@ -76,10 +79,13 @@ def main():
     call_command("migrate", verbosity=0)
     bare = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
     bare.execute(BASELINE_TABLE)
+    unflushed = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+    unflushed.execute("SET synchronous_commit = off")
     ways = {
         "baseline INSERT (bare psycopg)": baseline(bare),
         "djtasks INSERT, bare psycopg": djtasks_insert(bare, prepare=False),
         "djtasks INSERT, bare psycopg, prepared": djtasks_insert(bare, prepare=True),
+        "djtasks INSERT, bare psycopg, no flush": djtasks_insert(unflushed, prepare=False),
         "noop.enqueue()": enqueue(prepare_threshold=None),
         "noop.enqueue(), prepare_threshold=5": enqueue(prepare_threshold=5),
     }
@@ -92,6 +98,7 @@ def main():
             rates[name].append(options.calls / (time.perf_counter() - started))
     Job.objects.all().delete()
     bare.execute("DROP TABLE anatomy_job")
+    unflushed.close()
     report(rates, options)
 
 

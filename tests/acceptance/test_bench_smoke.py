@@ -89,5 +89,5 @@ def test_enqueue_anatomy_runs_every_way():
 
     assert done.returncode == 0, done.stderr[-4000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("  ")]
-    assert len(lines) == 5, done.stdout
+    assert len(lines) == 6, done.stdout
     assert all("/s" in line for line in lines), done.stdout
