@@ -106,12 +106,7 @@ class Executor:
         """Record a failed attempt; called inside the except block."""
         now = timezone.now()
         entry = error_entry(error, job.attempts, self.worker_id, now)
-        result.errors.append(
-            framework_of(task)["TaskError"](
-                exception_class_path=entry["exception_class_path"],
-                traceback=entry["traceback"],
-            )
-        )
+        _append_error(result, task, entry)
         retry_at = self._retry_at(job, error, now)
         if retry_at is None:
             _set(result, task, status="FAILED", finished_at=now)
@@ -186,6 +181,39 @@ def _json_value(value):
             f"The task returned a value that is not JSON-serialisable: {error}"
         ) from error
     return value
+
+
+def announce_stopped(job, outcome: Outcome, backend_class) -> None:
+    """Send ``task_finished`` and run the hook for an attempt stopped over its timeout.
+
+    The attempt's own thread cannot: it is still inside the task while its
+    process is replaced. The worker's main thread calls this once the
+    outcome is written; ``outcome`` is FAILED (``on_failure``) or READY for
+    a retry (``on_retry``).
+    """
+    try:
+        task = registry.get(job.task_path)
+    except registry.UnknownTask:
+        return
+    result = to_task_result(job, task)
+    _append_error(result, task, outcome.error)
+    if outcome.status == "FAILED":
+        _set(result, task, status="FAILED", finished_at=outcome.finished_at)
+        hook = "on_failure"
+    else:
+        _set(result, task, status="READY")
+        hook = "on_retry"
+    signals_of(task).task_finished.send(backend_class, task_result=result)
+    _hook(task, hook, result)
+
+
+def _append_error(result, task, entry: dict) -> None:
+    result.errors.append(
+        framework_of(task)["TaskError"](
+            exception_class_path=entry["exception_class_path"],
+            traceback=entry["traceback"],
+        )
+    )
 
 
 def _set(result, task, status, finished_at=None):

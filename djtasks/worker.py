@@ -28,7 +28,7 @@ from .claimer import Claimer, TaskBudget
 from .compat import task_backends
 from .conf import settings
 from .control import CancelWatch
-from .executor import JOB_FORMAT, job_fields
+from .executor import JOB_FORMAT, announce_stopped, job_fields
 from .faults import DatabaseHealth
 from .notify import Doorbell, Listener, listen_enabled
 
@@ -238,7 +238,21 @@ class WorkerProcess:
             self.worker_id,
         )
         self._settle(first=[outcome])
+        if verdict.reason == "timeout":
+            # After the outcome is written: a receiver or hook that fails or
+            # hangs (the supervisor kills a silent process) cannot undo it.
+            self._announce_stopped(job, outcome)
         self._exit(EXIT_RECYCLE)
+
+    def _announce_stopped(self, job, outcome) -> None:
+        """task_finished and on_failure / on_retry for an attempt over its timeout."""
+        try:
+            announce_stopped(job, outcome, type(self.backend))
+        except Exception:
+            # A receiver raised: the outcome is recorded all the same.
+            logger.exception(
+                "worker %s: a task_finished receiver failed for job %s", self.worker_id, job.id
+            )
 
     def _settle(self, first=()) -> None:
         """Record every pending outcome, hand back the other RUNNING jobs, unregister."""

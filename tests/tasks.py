@@ -266,7 +266,33 @@ def slow_first_attempt(context, seconds=30.0):
     return context.attempt
 
 
-@djtasks.task(takes_context=True, timeout=1, max_attempts=2, backoff=0.5, jitter=False)
+def _ledger_hook(name):
+    """A hook that leaves a Ledger row, so a test in another process sees it ran."""
+
+    def hook(result):
+        import os
+
+        from tests.models import Ledger
+
+        Ledger.objects.create(
+            job_id=result.id,
+            tag=name + ":" + str(result.status),
+            attempt=len(result.errors),
+            pid=os.getpid(),
+        )
+
+    return hook
+
+
+@djtasks.task(
+    takes_context=True,
+    timeout=1,
+    max_attempts=2,
+    backoff=0.5,
+    jitter=False,
+    on_retry=_ledger_hook("retry"),
+    on_failure=_ledger_hook("failure"),
+)
 def overruns(context, seconds=30.0):
     """Runs past its 1 s timeout on every attempt."""
     _ledger(context, "start")

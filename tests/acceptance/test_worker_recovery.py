@@ -87,7 +87,16 @@ def test_timeout_kills_the_attempt_and_retries_it(start_worker):
     assert "time.sleep(seconds)" in job.errors[0]["traceback"]
     assert "timeout of 1 s" in job.errors[0]["traceback"]
     # Each timeout replaced the process.
-    assert len(set(Ledger.objects.filter(job_id=job_id).values_list("pid", flat=True))) == 2
+    starts = Ledger.objects.filter(job_id=job_id, tag="start")
+    assert len(set(starts.values_list("pid", flat=True))) == 2
+    # The stopped attempts' hooks ran (in the process being replaced), with
+    # the result as the signals see it: attempt 1 will be retried, attempt 2
+    # failed. ``attempt`` holds how many errors the result carried.
+    hooks = list(Ledger.objects.filter(job_id=job_id).exclude(tag="start"))
+    assert [(row.tag, row.attempt) for row in hooks] == [
+        ("retry:READY", 1),
+        ("failure:FAILED", 2),
+    ]
     worker.wait_for_log("stopped by force", count=2)
     # A job interrupted with its process is handed back, its attempt uncounted.
     wait_for(lambda: status_of(sibling) == JobStatus.SUCCESSFUL, 20, "sibling", worker)

@@ -129,3 +129,70 @@ def test_each_job_logs_one_start_and_one_finish_line(run_worker, caplog):
         assert mine[0].endswith("queue=default attempt=1/1 started")
         assert f"queue=default attempt=1/1 outcome={outcome} duration=" in mine[1]
         assert "task=tests.tasks." in mine[0] and "task=tests.tasks." in mine[1]
+
+
+def stop_over_timeout(job_id, now):
+    """Claim ``job_id`` and stop its attempt as the watchdog does on a timeout."""
+    import dataclasses
+
+    from djtasks import watchdog
+    from djtasks.claim import claim
+
+    worker = WorkerProcess(burst=True)
+    [job] = claim("default", worker.worker_id, ["default"], 1, now)
+    assert str(job.id) == job_id
+    slot = watchdog.Slot()
+    job = dataclasses.replace(job, timeout=1.0)
+    slot.current = (job, time.monotonic() - 2)
+    worker._end_by_force(watchdog.Verdict(slot, job, "timeout"))
+    return worker
+
+
+def test_an_attempt_stopped_over_its_timeout_sends_task_finished_and_runs_its_hook():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    finished = []
+
+    def receiver(sender, task_result, **kwargs):
+        finished.append((sender, task_result.id, str(task_result.status), len(task_result.errors)))
+
+    tasks.HOOK_CALLS.clear()
+    job_id = tasks.with_hooks.enqueue().id  # 2 attempts, backoff 1 s
+    signals.task_finished.connect(receiver, weak=False)
+    try:
+        worker = stop_over_timeout(job_id, timezone.now())
+        assert Job.objects.get(pk=job_id).status == JobStatus.READY
+        stop_over_timeout(job_id, timezone.now() + timedelta(seconds=5))
+    finally:
+        signals.task_finished.disconnect(receiver)
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.FAILED
+    backend = type(worker.backend)
+    assert finished == [
+        (backend, str(job_id), "READY", 1),
+        (backend, str(job_id), "FAILED", 2),
+    ]
+    hooks = list(tasks.HOOK_CALLS)
+    assert hooks == [("retry", str(job_id), "READY"), ("failure", str(job_id), "FAILED")]
+
+
+def test_a_receiver_failing_for_a_stopped_attempt_does_not_lose_its_outcome(caplog):
+    from django.utils import timezone
+
+    def broken_receiver(sender, task_result, **kwargs):
+        raise RuntimeError("receiver bug")
+
+    job_id = tasks.noop.enqueue().id  # one attempt
+    signals.task_finished.connect(broken_receiver, weak=False)
+    try:
+        stop_over_timeout(job_id, timezone.now())
+    finally:
+        signals.task_finished.disconnect(broken_receiver)
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.errors[0]["exception_class_path"] == "djtasks.watchdog.JobTimeout"
+    assert "a task_finished receiver failed for job" in caplog.text
