@@ -89,10 +89,16 @@ def test_timeout_kills_the_attempt_and_retries_it(start_worker):
     # Each timeout replaced the process.
     starts = Ledger.objects.filter(job_id=job_id, tag="start")
     assert len(set(starts.values_list("pid", flat=True))) == 2
-    # The stopped attempts' hooks ran (in the process being replaced), with
-    # the result as the signals see it: attempt 1 will be retried, attempt 2
-    # failed. ``attempt`` holds how many errors the result carried.
-    hooks = list(Ledger.objects.filter(job_id=job_id).exclude(tag="start"))
+
+    # The stopped attempts' hooks ran (in the process being replaced, right
+    # after it wrote the outcome the wait above saw), with the result as the
+    # signals see it: attempt 1 will be retried, attempt 2 failed.
+    # ``attempt`` holds how many errors the result carried.
+    def hook_rows():
+        rows = list(Ledger.objects.filter(job_id=job_id).exclude(tag="start"))
+        return rows if len(rows) >= 2 else None
+
+    hooks = wait_for(hook_rows, 10, "hooks", worker)
     assert [(row.tag, row.attempt) for row in hooks] == [
         ("retry:READY", 1),
         ("failure:FAILED", 2),
