@@ -106,20 +106,16 @@ class Executor:
         """Record a failed attempt; called inside the except block."""
         now = timezone.now()
         entry = error_entry(error, job.attempts, self.worker_id, now)
-        _append_error(result, task, entry)
         retry_at = self._retry_at(job, error, now)
         if retry_at is None:
-            _set(result, task, status="FAILED", finished_at=now)
             outcome = Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
         else:
-            _set(result, task, status="READY")
             outcome = Outcome(
                 job.id, "READY", None, error=entry, available_at=retry_at, attempt=job.attempts
             )
         # Sent while the exception is being handled, so the standard logging
         # receiver records its traceback.
-        signals_of(task).task_finished.send(self.sender, task_result=result)
-        _hook(task, "on_failure" if retry_at is None else "on_retry", result)
+        _announce_failure(self.sender, task, result, outcome)
         return outcome
 
     def _retry_at(self, job, error, now):
@@ -195,25 +191,29 @@ def announce_stopped(job, outcome: Outcome, backend_class) -> None:
         task = registry.get(job.task_path)
     except registry.UnknownTask:
         return
-    result = to_task_result(job, task)
-    _append_error(result, task, outcome.error)
-    if outcome.status == "FAILED":
-        _set(result, task, status="FAILED", finished_at=outcome.finished_at)
-        hook = "on_failure"
-    else:
-        _set(result, task, status="READY")
-        hook = "on_retry"
-    signals_of(task).task_finished.send(backend_class, task_result=result)
-    _hook(task, hook, result)
+    _announce_failure(backend_class, task, to_task_result(job, task), outcome)
 
 
-def _append_error(result, task, entry: dict) -> None:
+def _announce_failure(sender, task, result, outcome: Outcome) -> None:
+    """Give ``result`` the failed attempt's error and status, send task_finished, run the hook.
+
+    ``outcome`` is FAILED (``on_failure``) or READY for a retry (``on_retry``).
+    """
+    entry = outcome.error
     result.errors.append(
         framework_of(task)["TaskError"](
             exception_class_path=entry["exception_class_path"],
             traceback=entry["traceback"],
         )
     )
+    if outcome.status == "FAILED":
+        _set(result, task, status="FAILED", finished_at=outcome.finished_at)
+        hook = "on_failure"
+    else:
+        _set(result, task, status="READY")
+        hook = "on_retry"
+    signals_of(task).task_finished.send(sender, task_result=result)
+    _hook(task, hook, result)
 
 
 def _set(result, task, status, finished_at=None):

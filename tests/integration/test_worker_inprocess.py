@@ -1,11 +1,16 @@
 """WorkerProcess run in this process (burst mode): the claim threads' rules."""
 
+import dataclasses
 import signal
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from djtasks import watchdog
+from djtasks.claim import claim
 from djtasks.compat import signals
 from djtasks.models import Job, JobStatus, Worker
 from djtasks.worker import EXIT_RECYCLE, EXIT_STOPPED, WorkerProcess
@@ -133,11 +138,6 @@ def test_each_job_logs_one_start_and_one_finish_line(run_worker, caplog):
 
 def stop_over_timeout(job_id, now):
     """Claim ``job_id`` and stop its attempt as the watchdog does on a timeout."""
-    import dataclasses
-
-    from djtasks import watchdog
-    from djtasks.claim import claim
-
     worker = WorkerProcess(burst=True)
     [job] = claim("default", worker.worker_id, ["default"], 1, now)
     assert str(job.id) == job_id
@@ -149,10 +149,6 @@ def stop_over_timeout(job_id, now):
 
 
 def test_an_attempt_stopped_over_its_timeout_sends_task_finished_and_runs_its_hook():
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     finished = []
 
     def receiver(sender, task_result, **kwargs):
@@ -180,8 +176,6 @@ def test_an_attempt_stopped_over_its_timeout_sends_task_finished_and_runs_its_ho
 
 
 def test_a_receiver_failing_for_a_stopped_attempt_does_not_lose_its_outcome(caplog):
-    from django.utils import timezone
-
     def broken_receiver(sender, task_result, **kwargs):
         raise RuntimeError("receiver bug")
 
