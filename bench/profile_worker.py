@@ -43,7 +43,7 @@ PARTS = [
     ("rest of Executor.run", ("Executor.run",)),
     ("claim (SQL + row conversion)", ("claim (djtasks/claim.py",)),
     ("record (completion SQL)", ("record (djtasks/completion.py",)),
-    ("rest of the claim loop", ("WorkerProcess._work", "Claimer.run")),
+    ("rest of the claim loop", ("WorkerProcess._work", "ClaimThread.run")),
     ("main thread chores (heartbeat, watchdog)", ("WorkerProcess._watch", "WorkerProcess.run")),
     ("listener thread (NOTIFY)", ("Listener",)),
 ]

@@ -4,13 +4,13 @@ The public API. Models are not imported here (this module loads before the
 app registry is ready); use ``djtasks.models`` for Job, Worker and JobStatus.
 """
 
-from .api import aenqueue, bulk_enqueue, enqueue
-from .code_schedules import periodic
-from .control import cancel
-from .exceptions import ArgumentNotSerializable, PayloadTooLarge, Retry
-from .progress import set_progress
-from .task import DatabaseTask, task
-from .workflows import (
+from djtasks.beat.declared import periodic
+from djtasks.control.cancellation import cancel
+from djtasks.enqueue.api import aenqueue, bulk_enqueue, enqueue
+from djtasks.enqueue.task import DatabaseTask, task
+from djtasks.exceptions import ArgumentNotSerializable, PayloadTooLarge, Retry
+from djtasks.progress import set_progress
+from djtasks.workflows.canvas import (
     Step,
     Workflow,
     WorkflowResult,

@@ -7,4 +7,4 @@ class DjtasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401 - registers the system checks
+        from djtasks import checks  # noqa: F401 - registers the system checks

@@ -1,43 +1,27 @@
 """DatabaseBackend: the django.tasks backend that stores jobs as rows."""
 
-import hashlib
-import json
 import uuid
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 from django.conf import settings as django_settings
-from django.contrib.contenttypes.models import ContentType
 from django.core import checks
-from django.db import IntegrityError, connections, models, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from . import registry
-from .compat import (
+from djtasks import registry
+from djtasks.compat import (
     BaseTaskBackend,
     InvalidTask,
     TaskResultDoesNotExist,
     is_module_level_function,
     signals_of,
 )
-from .conf import settings
-from .insert import insert_job, insert_jobs
-from .limits import concurrency_of
-from .models import Job, JobStatus
-from .payload import prepare_arguments
-from .results import to_task_result
-from .retry import policy_of
-from .task import DatabaseTask, absolute_run_after, expires_at
-
-# The state of a job that has not run yet, for building its TaskResult.
-NOT_STARTED = {
-    "started_at": None,
-    "last_attempted_at": None,
-    "finished_at": None,
-    "worker_ids": [],
-    "errors": [],
-    "return_value": None,
-}
+from djtasks.conf import settings
+from djtasks.enqueue.insert import insert_job, insert_jobs
+from djtasks.enqueue.rows import job_row, not_started
+from djtasks.enqueue.task import DatabaseTask, absolute_run_after
+from djtasks.models import Job, JobStatus
+from djtasks.results import to_task_result
 
 
 class DatabaseBackend(BaseTaskBackend):
@@ -95,10 +79,10 @@ class DatabaseBackend(BaseTaskBackend):
     def enqueue(self, task, args, kwargs):
         """Insert one job in the caller's transaction and return its result."""
         self._validate_once(task)
-        values = self._job_values(task, args, kwargs, timezone.now())
+        values = job_row(self, task, args, kwargs, timezone.now())
         if values["unique_key"] is None:
             insert_job(self.database, values)
-            job = SimpleNamespace(**NOT_STARTED, **values)
+            job = not_started(values)
         else:
             job = self._save_unique(values)
         # A duplicate of a unique job may be another task that shares the key.
@@ -115,17 +99,14 @@ class DatabaseBackend(BaseTaskBackend):
         rows = []
         for task, args, kwargs in calls:
             self._validate_once(task)
-            rows.append(self._job_values(task, args, kwargs, now, max_bytes))
+            rows.append(job_row(self, task, args, kwargs, now, max_bytes))
         if any(row["unique_key"] for row in rows):
             # A unique job may turn out to be a duplicate; insert those one at
             # a time so each can fall back to the job already there.
             with transaction.atomic(using=self.database):
                 return [self.enqueue(*call) for call in calls]
         insert_jobs(self.database, rows)
-        results = [
-            to_task_result(SimpleNamespace(**NOT_STARTED, **row), call[0])
-            for row, call in zip(rows, calls)
-        ]
+        results = [to_task_result(not_started(row), call[0]) for row, call in zip(rows, calls)]
         for result in results:
             signals_of(result.task).task_enqueued.send(type(self), task_result=result)
         return results
@@ -166,42 +147,6 @@ class DatabaseBackend(BaseTaskBackend):
                 id="djtasks.W001",
             )
 
-    def _job_values(self, task, args, kwargs, now, max_bytes=None) -> dict:
-        """The fields of a new job row for this call, validated."""
-        path = task.module_path
-        if max_bytes is None:
-            max_bytes = settings.MAX_PAYLOAD_BYTES
-        args, kwargs = prepare_arguments(path, args, kwargs, max_bytes)
-        return {
-            "id": uuid.uuid4(),
-            "task_path": path,
-            "backend": self.alias,
-            "queue_name": task.queue_name,
-            "priority": task.priority,
-            "args": args,
-            "kwargs": kwargs,
-            "status": JobStatus.READY,
-            "enqueued_at": now,
-            "run_after": task.run_after,
-            "available_at": task.run_after or now,
-            "expires_at": expires_at(task, now),
-            "max_attempts": getattr(task, "max_attempts", 1),
-            "retry_policy": policy_of(task),
-            "timeout": getattr(task, "timeout", None),
-            "unique_key": unique_key_of(task, path, args, kwargs),
-            **limit_values(task, args, kwargs),
-            **self._about(getattr(task, "about", None)),
-        }
-
-    def _about(self, instance) -> dict:
-        """The content_type/object_id columns for ``.using(about=instance)``."""
-        if instance is None:
-            return {}
-        if not isinstance(instance, models.Model) or instance.pk is None:
-            raise InvalidTask("about must be a saved model instance.")
-        content_type = ContentType.objects.db_manager(self.database).get_for_model(instance)
-        return {"content_type_id": content_type.pk, "object_id": str(instance.pk)}
-
     def _save_unique(self, values):
         """Insert a unique job, or return the live job that holds its key."""
         for _ in range(3):
@@ -210,7 +155,7 @@ class DatabaseBackend(BaseTaskBackend):
                 # transaction.
                 with transaction.atomic(using=self.database):
                     insert_job(self.database, values)
-                return SimpleNamespace(**NOT_STARTED, **values)
+                return not_started(values)
             except IntegrityError:
                 existing = (
                     Job.objects.using(self.database)
@@ -225,31 +170,3 @@ class DatabaseBackend(BaseTaskBackend):
                 # The holder finished between our INSERT and our SELECT: the
                 # key is free again, so try once more.
         raise IntegrityError(f"Could not enqueue unique job {values['unique_key']!r}.")
-
-
-def limit_values(task, args, kwargs) -> dict:
-    """The limit columns of a new job (none for a task without limits)."""
-    rate_limit = getattr(task, "rate_limit", None)
-    try:
-        key, limit = concurrency_of(task, args, kwargs)
-    except ValueError as error:
-        raise InvalidTask(str(error)) from None
-    if rate_limit is None and key is None:
-        return {}
-    return {
-        "rate_limit": rate_limit,
-        "concurrency_key": key,
-        "concurrency_limit": limit,
-        "limited": True,
-    }
-
-
-def unique_key_of(task, path, args, kwargs):
-    """The task's unique key: given, derived from the call, or None."""
-    key = getattr(task, "unique_key", None)
-    if key is not None:
-        return key
-    if not getattr(task, "unique", False):
-        return None
-    call = json.dumps([path, args, kwargs], sort_keys=True)
-    return f"{path}:{hashlib.sha256(call.encode()).hexdigest()[:32]}"

@@ -3,8 +3,8 @@
 from django.conf import settings
 from django.core import checks
 
-from .compat import PRIMARY
-from .limits import queue_rate_limits
+from djtasks.compat import PRIMARY
+from djtasks.limits import queue_rate_limits
 
 
 @checks.register(checks.Tags.compatibility)

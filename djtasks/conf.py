@@ -44,7 +44,7 @@ DEFAULTS = {
     # transaction-mode pooler (e.g. PgBouncer), where LISTEN cannot work;
     # workers also detect that, warn and poll.
     "LISTEN": True,
-    # Schedules declared in settings, by name (see djtasks.code_schedules), e.g.
+    # Schedules declared in settings, by name (see djtasks.beat.declared), e.g.
     # {"cleanup": {"task": "app.tasks.cleanup", "cron": "0 3 * * *"}}.
     "SCHEDULES": {},
     # The longest a beat sleeps between two ticks, in seconds: admin edits

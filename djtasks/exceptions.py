@@ -1,6 +1,12 @@
-"""djtasks' own exceptions (the standard ones come from djtasks.compat)."""
+"""djtasks' own exceptions (the standard ones come from djtasks.compat).
 
-from .compat import InvalidTask
+The classes below the line are recorded in Job.errors by their dotted path
+(``djtasks.exceptions.JobTimeout``), so that path is part of the stored data:
+they live here, where moving a module cannot change it (djtasks.errors maps
+the paths older versions stored).
+"""
+
+from djtasks.compat import InvalidTask
 
 
 class ArgumentNotSerializable(InvalidTask, TypeError):  # noqa: N818 - like InvalidTask
@@ -30,3 +36,38 @@ class WorkflowStepFailed(Exception):  # noqa: N818 - names the event, like JobTi
     Recorded (never raised) in the errors of the steps cancelled that way;
     its message names the step that failed and how it ended.
     """
+
+
+# --- recorded in Job.errors ---------------------------------------------------
+
+
+class WorkerLost(Exception):  # noqa: N818 - names the event, like JobTimeout
+    """The attempt's worker died or stopped heartbeating before it finished.
+
+    Recorded (never raised) by the rescue of a lost worker's jobs.
+    """
+
+
+class JobTimeout(TimeoutError):  # noqa: N818 - named like the outcome it records
+    """The attempt ran longer than its task's ``timeout``.
+
+    A TimeoutError, so ``retry_on=[TimeoutError]`` retries it.
+    """
+
+
+class UnknownTask(LookupError):  # noqa: N818 - reads better at call sites
+    """The path does not name a registered task."""
+
+
+class Cancelled(Exception):  # noqa: N818 - reads like the status it leads to
+    """Raised inside a task to stop it after its job was cancelled."""
+
+
+class MalformedJob(ValueError):  # noqa: N818 - like UnknownTask
+    """A job row whose args are not a JSON list or whose kwargs are not an object."""
+
+    def __init__(self, job):
+        super().__init__(
+            f"The job's args must be a JSON list and its kwargs a JSON object; the row "
+            f"holds {type(job.args).__name__} args and {type(job.kwargs).__name__} kwargs."
+        )

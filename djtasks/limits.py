@@ -3,14 +3,14 @@
 A rate limit ``"100/m"`` lets at most 100 jobs start in any 60-second span
 (a sliding window, not calendar minutes). A concurrency key lets at most N
 jobs of the key be RUNNING at once. Both are enforced when jobs are claimed,
-by djtasks.limited_claim; this module holds only the pure parts.
+by djtasks.worker.claim_limited; this module holds only the pure parts.
 """
 
 import functools
 import re
 from dataclasses import dataclass
 
-from .conf import settings
+from djtasks.conf import settings
 
 PERIODS = {"s": 1, "m": 60, "h": 3600}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")

@@ -138,9 +138,13 @@ class Schedule(models.Model):
     def clean(self):
         # Cron parses, time zone exists, task registered, exactly one of
         # cron/interval/run_at; then next_run_at follows an edited timing.
-        from .schedules import clean_schedule
+        from djtasks.beat.timing import clean_schedule
 
         clean_schedule(self)
+
+
+# The workflow_stage of a workflow's error callback: it runs only if a step fails.
+ERROR_STAGE = -1
 
 
 class Job(models.Model):
@@ -199,7 +203,7 @@ class Job(models.Model):
     unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # Limits (djtasks.limits), copied from the task at enqueue time so the
     # claim needs no task code. ``limited`` is set when any is: such rows are
-    # kept out of the plain claim and taken by djtasks.limited_claim.
+    # kept out of the plain claim and taken by djtasks.worker.claim_limited.
     rate_limit = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
     concurrency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
@@ -234,7 +238,7 @@ class Job(models.Model):
     object_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     about = GenericForeignKey("content_type", "object_id")
 
-    # Workflows (djtasks.workflows): the steps of one chain, group or chord
+    # Workflows (djtasks.workflows.canvas): the steps of one chain, group or chord
     # share a workflow_id. A stage is one step, or a group's steps, that the
     # next stage waits for; stage -1 is the error callback. Within a group,
     # workflow_index is the step's place in the list of results (NULL for a
@@ -243,7 +247,7 @@ class Job(models.Model):
     workflow_stage = models.IntegerField(null=True, blank=True)
     workflow_index = models.IntegerField(null=True, blank=True)
     # How many steps this WAITING step still waits for: it becomes READY when
-    # the count reaches 0 (see djtasks.advance).
+    # the count reaches 0 (see djtasks.workflows.next_steps).
     # db_default: rows inserted without it (an older djtasks still
     # enqueueing during an upgrade, raw SQL) are plain jobs waiting for none.
     waiting_for = models.PositiveIntegerField(default=0, db_default=0)
@@ -261,7 +265,7 @@ class Job(models.Model):
                 name="djtasks_job_ready",
             ),
             # The same order for the ready rows that carry a limit, read by
-            # djtasks.limited_claim.
+            # djtasks.worker.claim_limited.
             models.Index(
                 fields=["queue_name", "-priority", "available_at"],
                 condition=Q(status="READY", limited=True),
@@ -296,7 +300,7 @@ class Job(models.Model):
                 condition=Q(object_id__isnull=False),
                 name="djtasks_job_about",
             ),
-            # The steps of one workflow, by status: djtasks.advance reads a
+            # The steps of one workflow, by status: djtasks.workflows.next_steps reads a
             # workflow's WAITING steps (not the thousands of a big chord's
             # header that already ran) and pruning asks whether any step is
             # still live. Partial: jobs outside a workflow (nearly all) add
@@ -348,7 +352,7 @@ class Limit(models.Model):
 
     Claims lock this row (SELECT ... FOR UPDATE) while they decide whether
     jobs under the limit may start, so workers take turns per limit. ``key``
-    is "queue:<name>" or "task:<path>" (djtasks.limited_claim).
+    is "queue:<name>" or "task:<path>" (djtasks.worker.claim_limited).
     """
 
     key = models.CharField(max_length=300, unique=True)

@@ -13,7 +13,7 @@ one that reaches ``total`` are always written.
 import threading
 import time
 
-from .compat import database_of
+from djtasks.compat import database_of
 
 # Seconds between two progress writes of one job.
 MIN_INTERVAL = 0.5
@@ -41,7 +41,7 @@ def set_progress(context, current, total=None, message: str = "", *, force: bool
         return False
     # Imported here: djtasks/__init__.py exports this function and loads
     # before the app registry is ready.
-    from .models import Job, JobStatus
+    from djtasks.models import Job, JobStatus
 
     database = database_of(result.backend)
     # One UPDATE, in the task's own autocommit. The guards (still RUNNING,

@@ -23,8 +23,8 @@ from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .conf import DEFAULTS, settings
-from .models import FINISHED_STATUSES, Job, JobStatus, Worker
+from djtasks.conf import DEFAULTS, settings
+from djtasks.models import FINISHED_STATUSES, Job, JobStatus, Worker
 
 logger = logging.getLogger("djtasks")
 
@@ -37,7 +37,7 @@ LIVE_STATUSES = (JobStatus.WAITING, JobStatus.READY, JobStatus.RUNNING)
 WORKERS = Worker._meta.db_table
 
 # A step of a workflow that still has steps to run is kept: a later step
-# reads its return value when it is released (see djtasks.advance). The
+# reads its return value when it is released (see djtasks.workflows.next_steps). The
 # test reads the partial index djtasks_job_workflow, and costs nothing for a
 # job outside a workflow (NULL workflow_id).
 _WORKFLOW_DONE = f"""(old.workflow_id IS NULL OR NOT EXISTS (
@@ -49,7 +49,7 @@ _WORKFLOW_DONE = f"""(old.workflow_id IS NULL OR NOT EXISTS (
 # admin retrying a failed job) is skipped, never waited for. FOR UPDATE
 # re-reads a row changed since the snapshot and drops it if it no longer
 # matches, so a job made READY again is not deleted. MATERIALIZED, so the
-# planner runs the locking sub-select once (see djtasks.claim). The scan
+# planner runs the locking sub-select once (see djtasks.worker.claim). The scan
 # walks the partial index djtasks_job_finished from the oldest row.
 PG_DELETE_JOBS = f"""
 WITH doomed AS MATERIALIZED (

@@ -12,13 +12,10 @@ from importlib import import_module
 from django.apps import apps
 from django.utils.module_loading import autodiscover_modules
 
-from .compat import TASK_CLASSES
+from djtasks.compat import TASK_CLASSES
+from djtasks.exceptions import UnknownTask  # noqa: F401 - registry.UnknownTask
 
 _tasks: dict = {}
-
-
-class UnknownTask(LookupError):  # noqa: N818 - reads better at call sites
-    """The path does not name a registered task."""
 
 
 def register(task) -> None:

@@ -3,9 +3,10 @@
 import copy
 import dataclasses
 
-from . import registry
-from .compat import framework_of
-from .models import STANDARD_STATUS
+from djtasks import registry
+from djtasks.compat import framework_of
+from djtasks.errors import current_class_path
+from djtasks.models import STANDARD_STATUS
 
 
 def task_as_enqueued(task, job):
@@ -53,7 +54,7 @@ def to_task_result(job, task=None):
         job.backend,
         [
             error_class(
-                exception_class_path=error["exception_class_path"],
+                exception_class_path=current_class_path(error["exception_class_path"]),
                 traceback=error["traceback"],
             )
             for error in job.errors
@@ -107,7 +108,7 @@ def _builder(framework):
     so this is on both hot paths. The standard constructor sets each field of
     the frozen dataclass through object.__setattr__ and then normalises args
     and kwargs to JSON data; ours already are JSON data (read back from the
-    row, or normalised by djtasks.payload before the insert), so the fields
+    row, or normalised by djtasks.enqueue.payload before the insert), so the fields
     are set directly, about three times faster. Should the standard class
     ever have other fields than these, its own constructor is used.
     """

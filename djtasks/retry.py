@@ -3,8 +3,8 @@
 import random
 import sys
 
-from .completion import class_path
-from .conf import settings
+from djtasks.conf import settings
+from djtasks.errors import class_path
 
 
 def policy_of(task) -> dict:

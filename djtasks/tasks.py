@@ -1,8 +1,8 @@
 """djtasks' own tasks; workers find them like any app's (registry.autodiscover)."""
 
-from .compat import task_backends
-from .prune import prune
-from .task import task
+from djtasks.compat import task_backends
+from djtasks.enqueue.task import task
+from djtasks.prune import prune
 
 
 def _chore_queue() -> str:

@@ -13,14 +13,14 @@ from contextlib import contextmanager
 
 from django.utils import timezone
 
-from . import registry
-from .api import resolve_task
-from .claim import claim
-from .compat import normalize_json, task_backends
-from .completion import record
-from .executor import Executor
-from .models import Job, JobStatus
-from .results import to_task_result
+from djtasks import registry
+from djtasks.compat import normalize_json, task_backends
+from djtasks.enqueue.api import resolve_task
+from djtasks.models import Job, JobStatus
+from djtasks.results import to_task_result
+from djtasks.worker.claim import claim
+from djtasks.worker.executor import Executor
+from djtasks.worker.outcomes import record
 
 # The worker id recorded on jobs that run_jobs() runs (no Worker row needed).
 TEST_WORKER_ID = "djtasks-testing"

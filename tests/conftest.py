@@ -17,10 +17,10 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from djtasks.claim import claim
 from djtasks.compat import PRIMARY, signals, task_backends
-from djtasks.completion import record
-from djtasks.executor import Executor
+from djtasks.worker.claim import claim
+from djtasks.worker.executor import Executor
+from djtasks.worker.outcomes import record
 
 WORKER_ID = "test-worker"
 
@@ -82,7 +82,7 @@ def burst_worker():
     WorkerProcess.run installs SIGTERM/SIGINT handlers when called from the
     main thread; put pytest's back afterwards.
     """
-    from djtasks.worker import WorkerProcess
+    from djtasks.worker.process import WorkerProcess
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 

@@ -83,7 +83,7 @@ def test_a_worker_killed_mid_batch_costs_an_attempt_only_to_its_running_job(star
     # One claim thread: at most the one job it was running is lost.
     assert len(failed) <= 1, [job.errors for job in failed]
     for job in failed:
-        assert job.errors[-1]["exception_class_path"] == "djtasks.rescue.WorkerLost"
+        assert job.errors[-1]["exception_class_path"] == "djtasks.exceptions.WorkerLost"
     assert Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == total - len(failed)
     # The rest of the killed process's batch went back to READY, uncounted.
     assert not Job.objects.filter(attempts__gt=1, status=JobStatus.SUCCESSFUL).exists()

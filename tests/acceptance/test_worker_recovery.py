@@ -34,7 +34,7 @@ def test_kill_9_of_a_worker_process_mid_job_is_recovered(start_worker):
     job = Job.objects.get(pk=job_id)
     assert job.attempts == 2
     assert job.return_value == 2
-    assert job.errors[0]["exception_class_path"] == "djtasks.rescue.WorkerLost"
+    assert job.errors[0]["exception_class_path"] == "djtasks.exceptions.WorkerLost"
     assert "SIGKILL" in job.errors[0]["traceback"]
     assert "killed by SIGKILL" in worker.log()
     # The replacement process ran the second attempt.
@@ -66,7 +66,9 @@ def test_lost_job_without_attempts_left_fails_with_worker_lost(start_worker):
 
     wait_for(lambda: status_of(job_id) == JobStatus.FAILED, 20, "failure", worker)
     job = Job.objects.get(pk=job_id)
-    assert [error["exception_class_path"] for error in job.errors] == ["djtasks.rescue.WorkerLost"]
+    assert [error["exception_class_path"] for error in job.errors] == [
+        "djtasks.exceptions.WorkerLost"
+    ]
     assert job.finished_at is not None
     assert Ledger.objects.filter(job_id=job_id).count() == 1
 
@@ -80,8 +82,8 @@ def test_timeout_kills_the_attempt_and_retries_it(start_worker):
     job = Job.objects.get(pk=job_id)
     assert job.attempts == 2
     assert [error["exception_class_path"] for error in job.errors] == [
-        "djtasks.watchdog.JobTimeout",
-        "djtasks.watchdog.JobTimeout",
+        "djtasks.exceptions.JobTimeout",
+        "djtasks.exceptions.JobTimeout",
     ]
     # The stack of the stopped attempt is kept: it was sleeping in the task.
     assert "time.sleep(seconds)" in job.errors[0]["traceback"]
@@ -145,7 +147,7 @@ def test_a_task_holding_the_gil_past_its_timeout_is_killed_by_the_supervisor(sta
 
     wait_for(lambda: status_of(job_id) == JobStatus.FAILED, 30, "kill", worker)
     job = Job.objects.get(pk=job_id)
-    assert job.errors[0]["exception_class_path"] == "djtasks.rescue.WorkerLost"
+    assert job.errors[0]["exception_class_path"] == "djtasks.exceptions.WorkerLost"
     assert "past its timeout" in job.errors[0]["traceback"]
     assert "holding the GIL" in worker.log()
     # The replacement process works.

@@ -42,9 +42,10 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 import djtasks
-from djtasks import code_schedules, registry
+from djtasks import registry
+from djtasks.beat import declared as code_schedules
 from djtasks.conf import DEFAULTS
-from djtasks.task import OPTION_NAMES
+from djtasks.enqueue.task import OPTION_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -360,8 +361,8 @@ def health_check_exit(command: str) -> int:
 
 @pytest.mark.django_db
 def test_health_check_one_liner():
-    from djtasks import heartbeat
     from djtasks.models import Worker
+    from djtasks.worker import heartbeat
 
     line = deployment_block("shell -c", "sh").code.strip()
     command = line.split('shell -c "', 1)[1].rsplit('"', 1)[0]

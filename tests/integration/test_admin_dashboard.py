@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from djtasks import dashboard
+from djtasks.admin import dashboard
 from djtasks.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_large_histories_are_estimated_not_counted(monkeypatch):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from djtasks import admin_paging
+    from djtasks.admin import paging
 
     monkeypatch.setattr(dashboard, "ESTIMATE_ABOVE", 0)
     monkeypatch.setattr(dashboard, "EXACT_COUNT_BELOW", 0)
@@ -59,7 +59,7 @@ def test_large_histories_are_estimated_not_counted(monkeypatch):
     assert approximate is True and count >= 0
     grouped = [q["sql"] for q in queries if "GROUP BY" in q["sql"]]
     assert len(grouped) == 1 and "'READY'" in grouped[0]
-    assert admin_paging.EXACT_COUNT_BELOW > 0  # the paginator's own threshold is untouched
+    assert paging.EXACT_COUNT_BELOW > 0  # the paginator's own threshold is untouched
 
 
 def test_oldest_ready_job_per_queue():

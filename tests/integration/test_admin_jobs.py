@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from djtasks.admin_paging import EstimatedCountPaginator
+from djtasks.admin.paging import EstimatedCountPaginator
 from djtasks.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -83,9 +83,9 @@ def test_large_results_use_the_planner_estimate(admin_client, monkeypatch):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from djtasks import admin_paging
+    from djtasks.admin import paging
 
-    monkeypatch.setattr(admin_paging, "EXACT_COUNT_BELOW", 0)
+    monkeypatch.setattr(paging, "EXACT_COUNT_BELOW", 0)
     for _ in range(3):
         make_job()
     with CaptureQueriesContext(connection) as queries:

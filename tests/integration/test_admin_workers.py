@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from djtasks.admin_workers import ALIVE, STALE, STOPPED, state_of
+from djtasks.admin.workers import ALIVE, STALE, STOPPED, state_of
 from djtasks.conf import settings
 from djtasks.models import Job, JobStatus, Worker
 

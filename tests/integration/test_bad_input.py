@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import djtasks
+from djtasks.beat.scheduler import Beat
 from djtasks.models import Job, JobStatus, Schedule
-from djtasks.scheduler import Beat
 from tests import tasks
 from tests.integration.test_admin_schedules import form_data
 

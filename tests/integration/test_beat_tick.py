@@ -9,11 +9,12 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError, connections
 from django.utils import timezone
 
-from djtasks import code_schedules as periodic_module
-from djtasks import faults, scheduler
+from djtasks.beat import declared as periodic_module
+from djtasks.beat import scheduler
+from djtasks.beat.scheduler import Beat
+from djtasks.beat.timing import Timing
 from djtasks.models import Job, JobStatus, Schedule
-from djtasks.scheduler import Beat
-from djtasks.schedules import Timing
+from djtasks.worker import outages
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -230,7 +231,7 @@ def test_concurrent_beats_enqueue_each_run_once():
 
 @pytest.mark.django_db(transaction=True)
 def test_beat_survives_a_database_error(monkeypatch, caplog):
-    monkeypatch.setattr(faults, "DELAYS", (0.01,))
+    monkeypatch.setattr(outages, "DELAYS", (0.01,))
     beat = beat_at(NOW)
     calls = []
     real_tick = beat.tick
@@ -269,7 +270,7 @@ def test_beat_backs_off_like_the_workers_and_logs_each_kind_of_failure_once(monk
 
     # 0.25, 0.5, 1, 2, then 5 s: back within 5 s of the database, however
     # long it was away, as the workers are.
-    assert waits == [faults.delay(n) for n in range(1, failures + 1)] + [1.0]
+    assert waits == [outages.delay(n) for n in range(1, failures + 1)] + [1.0]
     assert max(waits) == 5
     # A traceback for the outage, and one for the new kind of failure.
     assert caplog.text.count("Traceback") == 2

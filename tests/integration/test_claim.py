@@ -9,10 +9,10 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 import djtasks
-from djtasks import claim as claim_module
-from djtasks.claim import claim
-from djtasks.limited_claim import LimitedGate
 from djtasks.models import Job, JobStatus
+from djtasks.worker import claim as claim_module
+from djtasks.worker.claim import claim
+from djtasks.worker.claim_limited import LimitedGate
 from tests import tasks
 
 QUEUES = ["default", "emails", "other"]

@@ -11,12 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import djtasks
-from djtasks import limited_claim, rescue
-from djtasks.claim import claim
 from djtasks.compat import InvalidTask
-from djtasks.completion import Outcome, record
-from djtasks.limited_claim import LimitedGate
 from djtasks.models import Job, JobStatus, Limit
+from djtasks.worker import claim_limited, rescue
+from djtasks.worker.claim import claim
+from djtasks.worker.claim_limited import LimitedGate
+from djtasks.worker.outcomes import Outcome, record
 from tests import tasks
 
 QUEUES = ["default", "emails", "other"]
@@ -188,7 +188,7 @@ def test_a_look_that_finds_nothing_due_under_a_limit_reads_no_limit_and_locks_no
 def test_limited_jobs_claimed_before_a_failing_plain_claim_are_not_stranded(monkeypatch):
     from django.db import DatabaseError
 
-    from djtasks import claim as claim_module
+    from djtasks.worker import claim as claim_module
 
     def broken(*args, **kwargs):
         raise DatabaseError("connection lost")
@@ -230,13 +230,13 @@ def _race(count, function):
 def test_racing_claimers_never_exceed_a_concurrency_key(monkeypatch):
     # Each claimer dawdles between deciding and committing, so without the
     # lock on the key's row they would all decide on the same counts.
-    save = limited_claim._Ledger.save
+    save = claim_limited._Ledger.save
 
     def slow_save(ledger):
         time.sleep(0.1)
         save(ledger)
 
-    monkeypatch.setattr(limited_claim._Ledger, "save", slow_save)
+    monkeypatch.setattr(claim_limited._Ledger, "save", slow_save)
     # A first round, so the keys' rows exist (inserting a new key makes the
     # claimers wait for each other anyway).
     tasks.per_customer.enqueue(9)
@@ -281,8 +281,8 @@ def test_a_unique_key_is_free_again_after_racing_claimers_finish_it():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_with_only_waiting_jobs_does_not_spin(monkeypatch):
-    from djtasks import claimer
-    from djtasks.worker import WorkerProcess
+    from djtasks.worker import claim_thread
+    from djtasks.worker.process import WorkerProcess
 
     calls = []
 
@@ -290,7 +290,7 @@ def test_a_worker_with_only_waiting_jobs_does_not_spin(monkeypatch):
         calls.append(time.monotonic())
         return claim(*args)
 
-    monkeypatch.setattr(claimer, "claim", counting_claim)
+    monkeypatch.setattr(claim_thread, "claim", counting_claim)
     waiting = [tasks.rate_limited.using(rate_limit="1/h").enqueue().id for _ in range(3)]
     flowing = [r.id for r in djtasks.bulk_enqueue(tasks.noop, [((), {})] * 5)]
     worker = WorkerProcess(poll_interval=0.2, threads=2)

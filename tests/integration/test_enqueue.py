@@ -196,8 +196,8 @@ def test_expired_job_is_not_run(run_jobs):
 
 
 def test_a_job_claimed_in_time_but_started_late_expires():
-    from djtasks.claim import claim
-    from djtasks.executor import Executor
+    from djtasks.worker.claim import claim
+    from djtasks.worker.executor import Executor
 
     result = tasks.expiring.using(expires=0.2).enqueue()
     [job] = claim("default", "w-late", ["default"], 10, timezone.now())

@@ -10,11 +10,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from djtasks import claim as claim_module
-from djtasks import insert
 from djtasks.compat import FRAMEWORKS
+from djtasks.enqueue import insert
 from djtasks.models import Job, JobStatus
 from djtasks.results import _FIELDS, _builder, _standard_builder
+from djtasks.worker import claim as claim_module
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -199,9 +199,9 @@ def test_enqueue_validates_a_task_object_once_per_backend(backend, monkeypatch):
 def test_a_batch_whose_claim_swallowed_an_error_keeps_its_outcomes_pending(monkeypatch):
     from django.db import DatabaseError, transaction
 
-    from djtasks.claimer import Claimer
-    from djtasks.completion import Outcome
-    from djtasks.worker import WorkerProcess
+    from djtasks.worker.claim_thread import ClaimThread
+    from djtasks.worker.outcomes import Outcome
+    from djtasks.worker.process import WorkerProcess
 
     job_id = tasks.noop.enqueue().id
     worker = WorkerProcess(burst=True, worker_id="w-swallow")
@@ -216,7 +216,7 @@ def test_a_batch_whose_claim_swallowed_an_error_keeps_its_outcomes_pending(monke
         except DatabaseError:
             return ["a job the rolled-back claim would have returned"]
 
-    monkeypatch.setattr(Claimer, "_claim", claim_that_swallows)
+    monkeypatch.setattr(ClaimThread, "_claim", claim_that_swallows)
 
     with pytest.raises(DatabaseError):
         claimer._record_and_claim(10)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from djtasks import code_schedules
+from djtasks.beat import declared as code_schedules
+from djtasks.beat.scheduler import Beat
 from djtasks.models import Job, JobStatus, Schedule, Worker
 from djtasks.prune import SCHEDULE_NAME, TASK_PATH
-from djtasks.scheduler import Beat
 from djtasks.tasks import prune_jobs
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)

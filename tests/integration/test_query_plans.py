@@ -13,10 +13,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from djtasks import claim as claim_module
-from djtasks import completion, rescue
+from djtasks.beat.scheduler import Beat
 from djtasks.models import Job, JobStatus, Schedule, Worker
-from djtasks.scheduler import Beat
+from djtasks.worker import claim as claim_module
+from djtasks.worker import outcomes as completion
+from djtasks.worker import rescue
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db]
 
@@ -117,7 +118,7 @@ def test_the_claim_reads_the_ready_index(history):
     plan = explain(sql, params)
 
     assert_no_scan_of_the_jobs(plan, "djtasks_job_ready")
-    # The UPDATE reaches the claimed rows by primary key (see djtasks.claim).
+    # The UPDATE reaches the claimed rows by primary key (see djtasks.worker.claim).
     assert "djtasks_job_pkey" in plan, plan
 
 

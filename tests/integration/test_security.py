@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 import djtasks
+from djtasks.beat.scheduler import Beat
 from djtasks.compat import InvalidTask
 from djtasks.models import Job, JobStatus, Schedule, Worker
-from djtasks.scheduler import Beat
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_row_naming_a_non_task_path_is_failed_and_never_called(path, run_jobs, o
     job.refresh_from_db()
     assert job.status == "FAILED"
     assert job.max_attempts == 1 and job.attempts == 1
-    assert job.errors[0]["exception_class_path"] == "djtasks.registry.UnknownTask"
+    assert job.errors[0]["exception_class_path"] == "djtasks.exceptions.UnknownTask"
     assert "not a registered task" in job.errors[0]["traceback"]
 
 
@@ -122,7 +122,7 @@ def test_a_row_naming_os_system_retried_from_the_admin_still_never_runs(
 
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-    assert all(e["exception_class_path"] == "djtasks.registry.UnknownTask" for e in job.errors)
+    assert all(e["exception_class_path"] == "djtasks.exceptions.UnknownTask" for e in job.errors)
     assert os_system_spy == []
 
 

@@ -10,9 +10,9 @@ import pytest
 from django.db import connections, transaction
 from django.utils import timezone
 
-from djtasks.claim import claim
 from djtasks.compat import TaskResultStatus
 from djtasks.models import Job
+from djtasks.worker.claim import claim
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from djtasks import watchdog
-from djtasks.claim import claim
 from djtasks.compat import signals
 from djtasks.models import Job, JobStatus, Worker
-from djtasks.worker import EXIT_RECYCLE, EXIT_STOPPED, WorkerProcess
+from djtasks.worker import watchdog
+from djtasks.worker.claim import claim
+from djtasks.worker.process import EXIT_RECYCLE, EXIT_STOPPED, WorkerProcess
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -188,5 +188,5 @@ def test_a_receiver_failing_for_a_stopped_attempt_does_not_lose_its_outcome(capl
 
     job = Job.objects.get(pk=job_id)
     assert job.status == JobStatus.FAILED
-    assert job.errors[0]["exception_class_path"] == "djtasks.watchdog.JobTimeout"
+    assert job.errors[0]["exception_class_path"] == "djtasks.exceptions.JobTimeout"
     assert "a task_finished receiver failed for job" in caplog.text

@@ -8,9 +8,9 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from djtasks import rescue
-from djtasks.claim import claim
-from djtasks.notify import Doorbell, Listener, listen_enabled
+from djtasks.worker import rescue
+from djtasks.worker.claim import claim
+from djtasks.worker.wakeup import Doorbell, Listener, listen_enabled
 from tests import tasks
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
@@ -126,9 +126,9 @@ class SessionMovingPooler:
 
 
 def test_a_pooler_that_moves_sessions_is_detected_and_workers_poll(monkeypatch, caplog):
-    import djtasks.notify
+    import djtasks.worker.wakeup
 
-    monkeypatch.setattr(djtasks.notify, "PING_TIMEOUT", 0.3)
+    monkeypatch.setattr(djtasks.worker.wakeup, "PING_TIMEOUT", 0.3)
     doorbell = Doorbell()
     listener = Listener("default", ["default"], doorbell, threading.Event())
     plain_connect = listener._connect
@@ -147,9 +147,9 @@ def test_a_pooler_that_moves_sessions_is_detected_and_workers_poll(monkeypatch, 
 
 
 def test_a_direct_connection_passes_the_ping(monkeypatch):
-    import djtasks.notify
+    import djtasks.worker.wakeup
 
-    monkeypatch.setattr(djtasks.notify, "PING_TIMEOUT", 2.0)
+    monkeypatch.setattr(djtasks.worker.wakeup, "PING_TIMEOUT", 2.0)
     stopping = threading.Event()
     listener = Listener("default", ["default"], Doorbell(), stopping)
     listener.start()

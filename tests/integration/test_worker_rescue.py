@@ -6,11 +6,12 @@ import pytest
 from django.utils import timezone
 
 import djtasks
-from djtasks import heartbeat, rescue
-from djtasks.claim import claim
-from djtasks.completion import Outcome, record
-from djtasks.control import CancelResult, CancelWatch, cancel, cancel_many, is_cancel_requested
+from djtasks.control import CancelResult, cancel, cancel_many, is_cancel_requested
 from djtasks.models import Job, JobStatus, Worker
+from djtasks.worker import heartbeat, rescue
+from djtasks.worker.cancel_watch import CancelWatch
+from djtasks.worker.claim import claim
+from djtasks.worker.outcomes import Outcome, record
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,7 @@ def test_jobs_of_a_stale_worker_go_back_to_ready_with_a_worker_lost_entry():
     assert job.status == JobStatus.READY
     assert job.attempts == 1 and job.finished_at is None
     [error] = job.errors
-    assert error["exception_class_path"] == "djtasks.rescue.WorkerLost"
+    assert error["exception_class_path"] == "djtasks.exceptions.WorkerLost"
     assert "no heartbeat for 30 s" in error["traceback"]
     assert error["worker_id"] == "w-dead" and error["attempt"] == 1
 
@@ -55,7 +56,7 @@ def test_a_lost_job_on_its_last_attempt_fails():
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert job.finished_at is not None
-    assert job.errors[0]["exception_class_path"] == "djtasks.rescue.WorkerLost"
+    assert job.errors[0]["exception_class_path"] == "djtasks.exceptions.WorkerLost"
 
 
 def test_live_workers_and_the_caller_keep_their_jobs():

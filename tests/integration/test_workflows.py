@@ -8,12 +8,13 @@ from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
 import djtasks
-from djtasks import operations, rescue
-from djtasks.claim import claim
 from djtasks.compat import InvalidTask
-from djtasks.completion import Outcome, record
+from djtasks.control import operations
 from djtasks.models import Job, JobStatus
 from djtasks.prune import prune
+from djtasks.worker import rescue
+from djtasks.worker.claim import claim
+from djtasks.worker.outcomes import Outcome, record
 from tests import tasks
 from tests.conftest import WORKER_ID
 

@@ -37,7 +37,7 @@ from tests.reliability.runtime import STALE_AFTER, Workers
 # A worker process younger than this is not killed: the supervisor spaces
 # out restarts of a process that dies right after its start (a crash loop).
 MIN_VICTIM_AGE = 2.2
-WORKER_LOST = "djtasks.rescue.WorkerLost"
+WORKER_LOST = "djtasks.exceptions.WorkerLost"
 
 
 class ChaosError(AssertionError):

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 
-from djtasks.schedules import (
+from djtasks.beat.timing import (
     Timing,
     due_runs,
     next_cron_time,

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from tests.reliability.chaos import problems_of
 
-LOST = {"exception_class_path": "djtasks.rescue.WorkerLost", "traceback": "..."}
+LOST = {"exception_class_path": "djtasks.exceptions.WorkerLost", "traceback": "..."}
 
 
 def job(status="SUCCESSFUL", attempts=1, errors=(), return_value=None):

@@ -6,8 +6,8 @@ from django.test import override_settings
 from djtasks import task
 from djtasks.checks import check_queue_rate_limits
 from djtasks.compat import InvalidTask
-from djtasks.limited_claim import _room_again
 from djtasks.limits import Rate, concurrency_of, parse_rate, queue_rate_limits
+from djtasks.worker.claim_limited import _room_again
 from tests import tasks
 
 

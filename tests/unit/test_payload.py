@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
+from djtasks.enqueue.payload import prepare_arguments
 from djtasks.exceptions import ArgumentNotSerializable, PayloadTooLarge
-from djtasks.payload import prepare_arguments
 
 
 def test_tuples_and_nested_values_become_json_data():

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from djtasks import code_schedules
+from djtasks.beat import declared
 from djtasks.management.arguments import duration
 from djtasks.management.commands.prunejobs import _span
 from djtasks.prune import SCHEDULE_NAME, TASK_PATH, builtin_schedules, job_retention
@@ -69,12 +69,12 @@ def test_the_builtin_schedule_follows_prune_schedule(settings):
 
 
 def test_declarations_include_the_builtin_and_a_setting_overrides_it(settings, monkeypatch):
-    monkeypatch.setattr(code_schedules, "_declared", {})
+    monkeypatch.setattr(declared, "_declared", {})
     settings.DJTASKS = {}
-    assert code_schedules.declarations()[SCHEDULE_NAME]["task"] == TASK_PATH
+    assert declared.declarations()[SCHEDULE_NAME]["task"] == TASK_PATH
     mine = {"task": TASK_PATH, "cron": "0 3 * * *", "queue_name": "other"}
     settings.DJTASKS = {"SCHEDULES": {SCHEDULE_NAME: mine}}
-    assert code_schedules.declarations()[SCHEDULE_NAME] == mine
+    assert declared.declarations()[SCHEDULE_NAME] == mine
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 
 import djtasks
 from djtasks.compat import InvalidTask, Task
-from djtasks.task import DatabaseTask
+from djtasks.enqueue.task import DatabaseTask
 from tests import tasks
 
 

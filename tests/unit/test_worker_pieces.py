@@ -9,14 +9,14 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from djtasks.claimer import BatchSizer, TaskBudget
-from djtasks.control import CancelWatch
 from djtasks.management.arguments import positive_float, positive_int
 from djtasks.management.commands.runworker import queue_list
-from djtasks.notify import Doorbell, parse_payload
-from djtasks.supervisor import describe_exit
-from djtasks.watchdog import JobTimeout, Slot, inspect, timeout_outcome
-from djtasks.worker import rss_kb
+from djtasks.worker.cancel_watch import CancelWatch
+from djtasks.worker.claim_thread import BatchSizer, TaskBudget
+from djtasks.worker.process import rss_kb
+from djtasks.worker.supervisor import describe_exit
+from djtasks.worker.wakeup import Doorbell, parse_payload
+from djtasks.worker.watchdog import JobTimeout, Slot, inspect, timeout_outcome
 
 
 def claimed(**fields):
@@ -136,7 +136,7 @@ def test_timeout_outcome_retries_while_attempts_remain():
     outcome = timeout_outcome(job, "w1", "stack\n", now)
     assert outcome.status == "READY"
     assert 2 <= (outcome.available_at - now).total_seconds() <= 4
-    assert outcome.error["exception_class_path"] == "djtasks.watchdog.JobTimeout"
+    assert outcome.error["exception_class_path"] == "djtasks.exceptions.JobTimeout"
     assert outcome.error["traceback"].startswith("stack\n")
     assert "timeout of 2 s" in outcome.error["traceback"]
     assert outcome.error["worker_id"] == "w1"
@@ -216,7 +216,7 @@ def test_unlimited_task_budget():
 
 
 def test_supervisor_sees_a_wedged_child_only_with_an_overdue_job():
-    from djtasks.supervisor import WEDGED_AFTER, Child
+    from djtasks.worker.supervisor import WEDGED_AFTER, Child
 
     now = time.monotonic()
     silent = now - WEDGED_AFTER - 1
@@ -237,7 +237,7 @@ def test_supervisor_sees_a_wedged_child_only_with_an_overdue_job():
 def test_the_in_flight_board_shows_only_running_jobs():
     import multiprocessing
 
-    from djtasks.inflight import InFlightBoard
+    from djtasks.worker.inflight_board import InFlightBoard
 
     board = InFlightBoard(multiprocessing.get_context("fork"), threads=3)
     first, second = uuid.uuid4(), uuid.uuid4()
@@ -252,7 +252,7 @@ def test_the_in_flight_board_shows_only_running_jobs():
 
 
 def test_slot_hands_each_waiting_job_to_exactly_one_taker():
-    from djtasks.watchdog import Slot
+    from djtasks.worker.watchdog import Slot
 
     slot = Slot()
     slot.waiting.extend(range(10_000))

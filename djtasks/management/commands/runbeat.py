@@ -1,9 +1,9 @@
-"""manage.py runbeat: parse the arguments, then run djtasks.scheduler.Beat."""
+"""manage.py runbeat: parse the arguments, then run djtasks.beat.scheduler.Beat."""
 
 from django.core.management.base import BaseCommand
 
+from djtasks.beat.scheduler import Beat
 from djtasks.management.arguments import database_backend, positive_float
-from djtasks.scheduler import Beat
 
 
 class Command(BaseCommand):

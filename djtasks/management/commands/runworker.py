@@ -1,4 +1,4 @@
-"""manage.py runworker: parse and check the arguments, then run djtasks.supervisor."""
+"""manage.py runworker: parse and check the arguments, then run djtasks.worker.supervisor."""
 
 import argparse
 import os
@@ -6,7 +6,7 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 
 from djtasks.management.arguments import database_backend, positive_float, positive_int
-from djtasks.supervisor import Supervisor
+from djtasks.worker.supervisor import Supervisor
 
 
 def queue_list(value: str) -> list[str]:

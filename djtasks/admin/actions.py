@@ -1,0 +1,45 @@
+"""The job operations as admin actions (on selected rows) and buttons (on one job).
+
+Each one calls djtasks.control.operations, whose guarded UPDATEs leave alone
+a job that a worker claimed or finished since the page was loaded.
+"""
+
+from django.contrib import admin, messages
+from django.utils.translation import ngettext
+
+from djtasks.control import operations
+
+
+def _operation_action(name, function, description, done_message):
+    """An admin action ``name`` that runs ``function`` on the selected jobs."""
+
+    def action(modeladmin, request, queryset):
+        count = function(queryset)
+        modeladmin.message_user(request, done_message(count), messages.SUCCESS)
+
+    action.__name__ = name
+    return admin.action(description=description, permissions=["change"])(action)
+
+
+def _retried(count):
+    return ngettext("%d job put back to ready.", "%d jobs put back to ready.", count) % count
+
+
+def _ran_now(count):
+    return ngettext("%d ready job will run now.", "%d ready jobs will run now.", count) % count
+
+
+def _cancelled(counts):
+    cancelled, requested = counts
+    return f"{cancelled} ready job(s) cancelled; stop requested for {requested} running job(s)."
+
+
+retry_jobs = _operation_action("retry_jobs", operations.retry, "Retry (fresh attempts)", _retried)
+cancel_jobs = _operation_action("cancel_jobs", operations.cancel, "Cancel", _cancelled)
+run_jobs_now = _operation_action("run_jobs_now", operations.run_now, "Run now", _ran_now)
+
+OPERATIONS = {
+    "retry": (operations.retry, _retried),
+    "cancel": (operations.cancel, _cancelled),
+    "run-now": (operations.run_now, _ran_now),
+}

@@ -1,0 +1,186 @@
+"""The columns and read-only fields of the jobs admin, and a job's timeline."""
+
+from django.contrib import admin
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+
+from djtasks.admin import workflows
+from djtasks.admin.display import (
+    format_duration,
+    job_link,
+    pretty_json,
+    progress_bar,
+    short_time,
+    status_badge,
+)
+from djtasks.models import JobStatus
+
+
+class JobColumns:
+    """The ``@admin.display`` methods of JobAdmin: one per column or field."""
+
+    @admin.display(description="id", ordering="pk")
+    def short_id(self, job):
+        return str(job.pk)[:8]
+
+    @admin.display(description="status", ordering="status")
+    def status_column(self, job):
+        return status_badge(job.status)
+
+    @admin.display(description="task", ordering="task_path")
+    def task_column(self, job):
+        return job.task_path
+
+    @admin.display(description="queue", ordering="queue_name")
+    def queue_column(self, job):
+        return job.queue_name
+
+    @admin.display(description="enqueued", ordering="enqueued_at")
+    def enqueued_column(self, job):
+        return short_time(job.enqueued_at)
+
+    @admin.display(description="started", ordering="started_at")
+    def started_column(self, job):
+        return short_time(job.started_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished_column(self, job):
+        return short_time(job.finished_at)
+
+    @admin.display(description="progress")
+    def list_progress_column(self, job):
+        return progress_bar(job.progress, compact=True)
+
+    @admin.display(description="attempts")
+    def attempts_column(self, job):
+        return f"{job.attempts}/{job.max_attempts}"
+
+    @admin.display(description="duration")
+    def duration_column(self, job):
+        if job.started_at and not job.finished_at and job.status == JobStatus.RUNNING:
+            return f"{format_duration(timezone.now() - job.started_at)} so far"
+        return format_duration(job.duration)
+
+    @admin.display(description="progress")
+    def progress_column(self, job):
+        return progress_bar(job.progress)
+
+    @admin.display(description="worker")
+    def worker_column(self, job):
+        if job.worker_id is None:
+            return "-"
+        url = reverse("admin:djtasks_worker_change", args=[job.worker_id])
+        return format_html('<a href="{}">{}</a>', url, job.worker_id)
+
+    @admin.display(description="limits")
+    def limits_column(self, job):
+        parts = []
+        if job.rate_limit:
+            parts.append(f"rate {job.rate_limit}")
+        if job.concurrency_key:
+            parts.append(f"at most {job.concurrency_limit} running for {job.concurrency_key}")
+        return "; ".join(parts) or "-"
+
+    @admin.display(description="about")
+    def about_column(self, job):
+        if job.content_type_id is None:
+            return "-"
+        target = job.about
+        if target is None:
+            return f"{job.content_type} #{job.object_id} (deleted)"
+        try:
+            url = reverse(
+                f"admin:{target._meta.app_label}_{target._meta.model_name}_change",
+                args=[target.pk],
+            )
+        except NoReverseMatch:  # the model is not in the admin
+            return str(target)
+        return format_html('<a href="{}">{}</a>', url, target)
+
+    @admin.display(description="steps")
+    def workflow_column(self, job):
+        return workflows.render_steps(job, status_badge, job_link)
+
+    @admin.display(description="args")
+    def args_column(self, job):
+        return pretty_json(job.args)
+
+    @admin.display(description="kwargs")
+    def kwargs_column(self, job):
+        return pretty_json(job.kwargs)
+
+    @admin.display(description="return value")
+    def return_value_column(self, job):
+        return pretty_json(job.return_value)
+
+    @admin.display(description="errors")
+    def errors_column(self, job):
+        if not job.errors:
+            return "-"
+        return format_html_join(
+            "",
+            '<div class="djtasks-error"><p><strong>Attempt {}</strong> · {} · {} · '
+            "worker {}</p><pre>{}</pre></div>",
+            (
+                (
+                    error.get("attempt", "?"),
+                    error.get("exception_class_path", ""),
+                    error.get("failed_at", ""),
+                    error.get("worker_id", ""),
+                    error.get("traceback", ""),
+                )
+                for error in job.errors
+            ),
+        )
+
+    @admin.display(description="timeline")
+    def timeline(self, job):
+        events = timeline_events(job)
+        return format_html(
+            '<ol class="djtasks-timeline">{}</ol>',
+            format_html_join(
+                "",
+                "<li><time>{}</time> {}</li>",
+                (
+                    (timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], what)
+                    for when, what in events
+                ),
+            ),
+        )
+
+
+def timeline_events(job) -> list:
+    """(time, what) pairs for the job's history, oldest first."""
+    events = [(job.enqueued_at, "enqueued")]
+    if job.run_after:
+        events.append((job.run_after, "due (run_after)"))
+    if job.started_at:
+        events.append((job.started_at, "first attempt started"))
+    for error in job.errors:
+        failed_at = _parse_time(error.get("failed_at"))
+        if failed_at:
+            events.append(
+                (
+                    failed_at,
+                    f"attempt {error.get('attempt', '?')} failed: "
+                    f"{error.get('exception_class_path', '')}",
+                )
+            )
+    if job.last_attempted_at and job.attempts > 1:
+        events.append((job.last_attempted_at, f"attempt {job.attempts} started"))
+    if job.status == JobStatus.READY and job.attempts and job.available_at:
+        events.append((job.available_at, "next attempt due"))
+    if job.cancel_requested_at:
+        events.append((job.cancel_requested_at, "cancel requested"))
+    if job.finished_at:
+        events.append((job.finished_at, f"finished: {JobStatus(job.status).label.lower()}"))
+    return sorted(events, key=lambda event: event[0])
+
+
+def _parse_time(value):
+    try:
+        return parse_datetime(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,232 @@
+"""The jobs admin: the list, a job's page, its buttons, and the dashboard view.
+
+Everything goes through ``admin_site.admin_view`` and the model permissions:
+viewing needs view (or change) permission, every action that changes a job
+needs change permission.
+"""
+
+import uuid
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from djtasks.admin import dashboard, schedules, workflows
+from djtasks.admin.actions import OPERATIONS, cancel_jobs, retry_jobs, run_jobs_now
+from djtasks.admin.display import HEAVY_FIELDS, STATIC_CSS
+from djtasks.admin.filters import QueueFilter, TaskFilter
+from djtasks.admin.job_columns import JobColumns
+from djtasks.admin.paging import EstimatedCountPaginator
+from djtasks.control import operations
+from djtasks.models import Job, JobStatus
+
+
+@admin.register(Job)
+class JobAdmin(JobColumns, admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "status_column",
+        "task_column",
+        "queue_column",
+        "priority",
+        "attempts_column",
+        "enqueued_column",
+        "started_column",
+        "finished_column",
+        "duration_column",
+        "list_progress_column",
+    )
+    list_display_links = ("short_id",)
+    list_filter = (
+        "status",
+        QueueFilter,
+        TaskFilter,
+        workflows.WorkflowFilter,
+        "enqueued_at",
+        "finished_at",
+    )
+    search_fields = ("task_path",)
+    search_help_text = "A job id, or part of a task path."
+    actions = [retry_jobs, cancel_jobs, run_jobs_now, "delete_selected"]
+    ordering = ("-enqueued_at",)
+    list_per_page = 50
+    # No COUNT(*) of the whole table under the filtered count...
+    show_full_result_count = False
+    # ...and the filtered count itself is the planner's estimate when large.
+    paginator = EstimatedCountPaginator
+    # Facet counts would run a COUNT per filter choice.
+    show_facets = admin.ShowFacets.NEVER
+    change_list_template = "admin/djtasks/job/change_list.html"
+    change_form_template = "admin/djtasks/job/change_form.html"
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "status_column",
+                    "task_path",
+                    "queue_name",
+                    "priority",
+                    "attempts_column",
+                    "progress_column",
+                    "worker_column",
+                    "about_column",
+                    "schedule",
+                    "unique_key",
+                    "limits_column",
+                )
+            },
+        ),
+        ("Timeline", {"fields": ("timeline", "duration_column")}),
+        ("Arguments", {"fields": ("args_column", "kwargs_column")}),
+        ("Result", {"fields": ("return_value_column", "errors_column")}),
+    )
+
+    class Media:
+        css = STATIC_CSS
+
+    # Jobs are made by enqueue(), never typed in; their fields are the
+    # record of what happened and stay read-only.
+    def has_add_permission(self, request):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [field for _, options in self.fieldsets for field in options["fields"]]
+        return [*fields, "workflow_column"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.workflow_id is None:
+            return fieldsets
+        # A workflow step's page lists every step of its workflow.
+        return [*fieldsets[:1], ("Workflow", {"fields": ("workflow_column",)}), *fieldsets[1:]]
+
+    def delete_model(self, request, obj):
+        operations.delete(Job.objects.using(obj._state.db).filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        # A deleted step of an unfinished workflow fails the workflow, so
+        # no step waits forever for it.
+        operations.delete(queryset)
+
+    def save_model(self, request, obj, form, change):
+        # Nothing is editable: saving would only write back a stale copy of
+        # a row a worker may be updating right now.
+        pass
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if getattr(request, "_djtasks_changelist", False):
+            queryset = queryset.defer(*HEAVY_FIELDS)
+        return queryset
+
+    def changelist_view(self, request, extra_context=None):
+        request._djtasks_changelist = True
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "title": "Job",
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "djtasks_operations": self._allowed_operations(request, object_id),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_search_results(self, request, queryset, search_term):
+        """An id (or its first characters), else part of a task path.
+
+        Both are index lookups: an id prefix is a range of the primary key,
+        and a task term is matched against the registered task paths first
+        (then task_path IN (...) uses its index). Only a term that matches
+        no registered task scans the stored paths.
+        """
+        term = search_term.strip().lower()
+        id_range = _id_range(term)
+        if id_range is not None:
+            return queryset.filter(pk__gte=id_range[0], pk__lte=id_range[1]), False
+        paths = [path for path in schedules.task_choices() if term in path.lower()]
+        if term and paths:
+            return queryset.filter(task_path__in=paths), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # The "all jobs about this object" link of JobsAboutMixin.
+        if lookup in ("content_type__id__exact", "object_id__exact"):
+            return True
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(self.dashboard_view),
+                name="djtasks_dashboard",
+            ),
+            path(
+                "<path:object_id>/operate/<str:operation>/",
+                self.admin_site.admin_view(self.operate_view),
+                name="djtasks_job_operate",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def dashboard_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            **dashboard.context(Job.objects.db),
+            "title": "Jobs dashboard",
+            "opts": self.opts,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/djtasks/dashboard.html", context)
+
+    def operate_view(self, request, object_id, operation):
+        """Retry, cancel or run now one job, from the buttons on its page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        job = self.get_object(request, object_id)
+        if job is None or operation not in OPERATIONS:
+            raise Http404("No such job or operation.")
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
+        function, done_message = OPERATIONS[operation]
+        self.message_user(request, done_message(function(Job.objects.filter(pk=job.pk))))
+        return HttpResponseRedirect(reverse("admin:djtasks_job_change", args=[job.pk]))
+
+    def _allowed_operations(self, request, object_id):
+        job = self.get_object(request, object_id)
+        if job is None or not self.has_change_permission(request, job):
+            return []
+        allowed = []
+        # A workflow step cancelled before it got its input cannot run alone.
+        never_released = job.workflow_id is not None and job.waiting_for > 0
+        if job.status in operations.RETRYABLE and not never_released:
+            allowed.append(("retry", "Retry job"))
+        if job.status == JobStatus.READY:
+            allowed.append(("run-now", "Run now"))
+        if job.status in (JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING):
+            allowed.append(("cancel", "Cancel job"))
+        return [
+            (reverse("admin:djtasks_job_operate", args=[job.pk, name]), label)
+            for name, label in allowed
+        ]
+
+
+def _id_range(term: str):
+    """The (lowest, highest) job ids starting with ``term``, if it is an id prefix."""
+    digits = term.replace("-", "")
+    if not 6 <= len(digits) <= 32 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    if not any(c.isdigit() for c in digits):
+        return None  # "decade" or "facade" is more likely part of a task name
+    return (
+        uuid.UUID(digits.ljust(32, "0")),
+        uuid.UUID(digits.ljust(32, "f")),
+    )

@@ -1,0 +1,150 @@
+"""The workers admin: each process, its heartbeat age, state and running jobs."""
+
+from datetime import timedelta
+
+from django.contrib import admin
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from djtasks.compat import task_backends
+from djtasks.conf import settings
+from djtasks.models import Job, JobStatus, Worker
+
+ALIVE, STALE, STOPPED = "alive", "stale", "stopped"
+
+
+def state_of(worker: Worker, now=None) -> str:
+    """alive, stale (no heartbeat for STALE_AFTER seconds) or stopped."""
+    if worker.stopped_at is not None:
+        return STOPPED
+    now = now or timezone.now()
+    if now - worker.last_heartbeat_at > timedelta(seconds=settings.STALE_AFTER):
+        return STALE
+    return ALIVE
+
+
+def known_queues() -> list[str]:
+    """Queues named in the TASKS settings or served by a recorded worker."""
+    queues = set()
+    for alias in task_backends.settings:
+        queues.update(getattr(task_backends[alias], "queues", ()) or ())
+    for worker_queues in Worker.objects.values_list("queues", flat=True):
+        queues.update(worker_queues or ())
+    return sorted(queues) or ["default"]
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [(ALIVE, "Alive"), (STALE, "Stale"), (STOPPED, "Stopped")]
+
+    def queryset(self, request, queryset):
+        cutoff = timezone.now() - timedelta(seconds=settings.STALE_AFTER)
+        running = Q(stopped_at__isnull=True)
+        if self.value() == ALIVE:
+            return queryset.filter(running, last_heartbeat_at__gte=cutoff)
+        if self.value() == STALE:
+            return queryset.filter(running, last_heartbeat_at__lt=cutoff)
+        if self.value() == STOPPED:
+            return queryset.filter(stopped_at__isnull=False)
+        return queryset
+
+
+STATE_CSS = {ALIVE: "SUCCESSFUL", STALE: "FAILED", STOPPED: "CANCELLED"}
+
+
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "hostname",
+        "pid",
+        "queues_column",
+        "concurrency",
+        "started_at",
+        "heartbeat_age",
+        "state_column",
+        "running_count",
+    )
+    list_filter = (StateFilter, "hostname")
+    search_fields = ("id", "hostname")
+    fields = (
+        "id",
+        "hostname",
+        "pid",
+        "backend",
+        "queues_column",
+        "concurrency",
+        "started_at",
+        "last_heartbeat_at",
+        "heartbeat_age",
+        "stopped_at",
+        "state_column",
+        "running_jobs",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ["djtasks/admin.css"]}
+
+    # Rows belong to the worker processes; the admin only looks (and may
+    # delete the record of a stopped process).
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # A live worker's row must stay: the rescue takes a missing row for a
+        # dead worker and would hand its running jobs to another one.
+        if obj is not None and state_of(obj) == ALIVE:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_queryset(self, request):
+        # One grouped join over the partial index of running jobs.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(running=Count("jobs", filter=Q(jobs__status=JobStatus.RUNNING)))
+        )
+
+    @admin.display(description="queues")
+    def queues_column(self, worker):
+        return ", ".join(worker.queues or [])
+
+    @admin.display(description="heartbeat age", ordering="-last_heartbeat_at")
+    def heartbeat_age(self, worker):
+        seconds = (timezone.now() - worker.last_heartbeat_at).total_seconds()
+        return f"{seconds:.0f} s"
+
+    @admin.display(description="state")
+    def state_column(self, worker):
+        state = state_of(worker)
+        return format_html(
+            '<span class="djtasks-badge djtasks-{}">{}</span>', STATE_CSS[state], state
+        )
+
+    @admin.display(description="running", ordering="running")
+    def running_count(self, worker):
+        return worker.running
+
+    @admin.display(description="running jobs")
+    def running_jobs(self, worker):
+        jobs = Job.objects.filter(worker=worker, status=JobStatus.RUNNING).only(
+            "pk", "task_path", "started_at"
+        )
+        rows = [
+            (reverse("admin:djtasks_job_change", args=[job.pk]), job.pk, job.task_path)
+            for job in jobs[:100]
+        ]
+        if not rows:
+            return "None."
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join("", '<li><a href="{}">{}</a> {}</li>', rows),
+        )

@@ -1,0 +1,296 @@
+"""Choosing which jobs under a limit may start now, across all workers.
+
+djtasks.worker.claim calls ``choose`` inside its claim transaction for the jobs it
+leaves out of the plain claim: rows that carry a rate limit or a concurrency
+key (``Job.limited``) and every row of a queue with a rate limit. In that
+transaction, in this order:
+
+1. Candidates: due READY rows, best first, locked FOR UPDATE SKIP LOCKED
+   (as the plain claim locks its rows: claimers never wait for each other's
+   jobs, and a row goes to one claimer). Rows whose key is known to be full
+   (a rate limit's ``blocked_until`` hint, a concurrency key's RUNNING
+   count) are filtered out here already, so a long queue of waiting jobs is
+   skipped in SQL, left READY and untouched: no write, no spin, and other
+   jobs flow past it. The filter is only a hint; step 3 decides.
+2. The locks of every key the candidates need: the djtasks_limit row of
+   each rate limit (created if missing) FOR UPDATE, then a transaction
+   advisory lock per concurrency key, each kind in sorted order. Claimers
+   that need the same key take turns and, locking in one order, never
+   deadlock. (Claimers wait only for each other's limit bookkeeping, never
+   for a job row: those were locked with SKIP LOCKED.)
+3. With the locks held, each candidate in turn starts if every limit it is
+   under has room: a rate limit counts the starts booked on its row within
+   the sliding window; a concurrency key counts its RUNNING rows, read
+   after the lock, so they include what the previous holder committed.
+4. The starts are booked on the rate limits' rows; djtasks.worker.claim marks the
+   chosen rows RUNNING before the transaction (and its locks) ends.
+
+A concurrency slot needs no bookkeeping to be released: it is a RUNNING row,
+so a job that finishes, fails, is cancelled, handed back or rescued frees it.
+A rate limit's start stays booked even if the job is handed back unrun, so
+a limit errs on the side of fewer starts.
+
+On SQLite the claim transaction holds the database's write lock from BEGIN
+(IMMEDIATE), so claimers run these steps one at a time; FOR UPDATE is left
+out and no key lock is needed.
+
+This assumes READ COMMITTED (the default of PostgreSQL and Django): each
+statement after the lock sees what was committed before it.
+"""
+
+import hashlib
+import time
+from datetime import UTC, datetime, timedelta
+
+from django.db import connections
+from django.db.models import Count, Q
+
+from djtasks.limits import CONCURRENCY_PREFIX, QUEUE_PREFIX, TASK_PREFIX, Rate, parse_rate
+from djtasks.models import Job, JobStatus, Limit
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The first half of djtasks' advisory lock ids (pg_advisory_xact_lock(int,
+# int)), so they do not meet other applications' single-number locks: "djtk".
+ADVISORY_CLASS = 0x646A746B
+
+_CANDIDATE_FIELDS = (
+    "id",
+    "queue_name",
+    "task_path",
+    "rate_limit",
+    "concurrency_key",
+    "concurrency_limit",
+)
+
+
+class LimitedGate:
+    """Paces one claim thread's look for limited jobs.
+
+    After a look that found none, the next waits ``interval`` seconds, so a
+    worker with no limited jobs (or only waiting ones) pays one small query
+    per interval, not one per claim.
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._next_look = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next_look
+
+    def found(self, count: int) -> None:
+        self._next_look = 0.0 if count else time.monotonic() + self.interval
+
+
+def choose(database: str, queues, rate_limited: dict[str, Rate], limit: int, now) -> list:
+    """Lock and book up to ``limit`` jobs under a limit; return their ids.
+
+    Runs inside the caller's transaction, which must mark the returned rows
+    RUNNING before it commits.
+    """
+    limited_queues = [queue for queue in queues if queue in rate_limited]
+    open_queues = _open_queues(database, limited_queues, now)
+    candidates = _candidates(database, queues, open_queues, limit, now)
+    if not candidates:
+        return []
+    needs = {job[0]: _needs(job, rate_limited) for job in candidates}
+    ledger = _Ledger(database, now, sorted({key for keys in needs.values() for key in keys}))
+    chosen = []
+    for job in candidates:
+        if ledger.take(needs[job[0]]):
+            chosen.append(job[0])
+            if len(chosen) == limit:
+                break
+    ledger.save()
+    return chosen
+
+
+def _open_queues(database, queues, now) -> list[str]:
+    """The rate-limited ``queues`` not known to be full (read without a lock)."""
+    if not queues:
+        return []
+    blocked = set(
+        Limit.objects.using(database)
+        .filter(key__in=[QUEUE_PREFIX + queue for queue in queues], blocked_until__gt=now)
+        .values_list("key", flat=True)
+    )
+    return [queue for queue in queues if QUEUE_PREFIX + queue not in blocked]
+
+
+def _candidates(database, queues, open_queues, limit, now) -> list[tuple]:
+    """Step 1: due READY rows under a limit, best first, locked SKIP LOCKED."""
+    under_limit = Q(limited=True, queue_name__in=queues)
+    if open_queues:
+        under_limit |= Q(queue_name__in=open_queues)
+    jobs = Job.objects.using(database).filter(
+        under_limit, status=JobStatus.READY, available_at__lte=now
+    )
+    # Jobs that would wait anyway are skipped in the scan. Both lists are
+    # read first and passed as constants (a few tasks, and keys with RUNNING
+    # jobs, at most the workers' threads): a sub-query per row costs ten
+    # times more over a long queue of waiting jobs.
+    full_tasks = [
+        key.removeprefix(TASK_PREFIX)
+        for key in Limit.objects.using(database)
+        .filter(key__startswith=TASK_PREFIX, blocked_until__gt=now)
+        .values_list("key", flat=True)
+    ]
+    if full_tasks:
+        jobs = jobs.exclude(rate_limit__isnull=False, task_path__in=full_tasks)
+    for running, keys in _keys_by_running(database).items():
+        jobs = jobs.exclude(concurrency_key__in=keys, concurrency_limit__lte=running)
+    return list(
+        jobs.order_by("-priority", "available_at")
+        .select_for_update(skip_locked=True)
+        .values_list(*_CANDIDATE_FIELDS)[:limit]
+    )
+
+
+def _keys_by_running(database) -> dict[int, list[str]]:
+    """{RUNNING jobs: the concurrency keys that have that many}."""
+    counts = (
+        Job.objects.using(database)
+        .filter(status=JobStatus.RUNNING, concurrency_key__isnull=False)
+        .order_by()
+        .values("concurrency_key")
+        .annotate(count=Count("pk"))
+        .values_list("concurrency_key", "count")
+    )
+    grouped = {}
+    for key, count in counts:
+        grouped.setdefault(count, []).append(key)
+    return grouped
+
+
+def _needs(job, rate_limited) -> dict:
+    """{limit key: Rate or concurrency limit} for one candidate row."""
+    _, queue, task_path, rate_limit, concurrency_key, concurrency_limit = job
+    needs = {}
+    if queue in rate_limited:
+        needs[QUEUE_PREFIX + queue] = rate_limited[queue]
+    if rate_limit:
+        needs[TASK_PREFIX + task_path] = parse_rate(rate_limit)
+    if concurrency_key:
+        needs[CONCURRENCY_PREFIX + concurrency_key] = concurrency_limit or 1
+    return needs
+
+
+def _micros(moment: datetime) -> int:
+    # Exact integers, so a start booked at ``now`` and the claim's
+    # last_attempted_at (the same ``now``) fall in the same windows.
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+class _Ledger:
+    """Steps 2 and 3: the locked rows of some keys, and the starts booked."""
+
+    def __init__(self, database, now, keys):
+        self.database = database
+        self.now = _micros(now)
+        rate_keys = [key for key in keys if not key.startswith(CONCURRENCY_PREFIX)]
+        concurrency_keys = [
+            key.removeprefix(CONCURRENCY_PREFIX) for key in keys if key not in rate_keys
+        ]
+        # Lock order, the same in every claimer: rate rows, then concurrency
+        # keys, each sorted.
+        self.rows = _lock_rate_rows(database, rate_keys)
+        _lock_concurrency_keys(database, concurrency_keys)
+        self.running = dict(
+            Job.objects.using(database)
+            .filter(status=JobStatus.RUNNING, concurrency_key__in=concurrency_keys)
+            .order_by()
+            .values("concurrency_key")
+            .annotate(count=Count("pk"))
+            .values_list("concurrency_key", "count")
+        )
+        self.taken = dict.fromkeys(keys, 0)
+        # The rate each rate key was last checked with (the longest period
+        # seen decides how much history its row keeps).
+        self.rates: dict[str, Rate] = {}
+        self.periods: dict[str, int] = {}
+
+    def take(self, needs: dict) -> bool:
+        """Book one start under every limit in ``needs`` if all have room."""
+        if not all(self._room(key, limit) for key, limit in needs.items()):
+            return False
+        for key in needs:
+            self.taken[key] += 1
+        return True
+
+    def _room(self, key, limit) -> bool:
+        if isinstance(limit, Rate):
+            self.rates[key] = limit
+            self.periods[key] = max(self.periods.get(key, 0), limit.micros)
+            return self._started(key, limit) + self.taken[key] < limit.count
+        running = self.running.get(key.removeprefix(CONCURRENCY_PREFIX), 0)
+        return running + self.taken[key] < limit
+
+    def _started(self, key, rate: Rate) -> int:
+        """Starts booked on the key's row within the window ending now."""
+        since = self.now - rate.micros
+        return sum(count for stamp, count in self.rows[key].starts if stamp > since)
+
+    def save(self) -> None:
+        """Step 4: book the starts; note when a full rate limit has room again."""
+        for key, rate in self.rates.items():
+            row = self.rows[key]
+            since = self.now - self.periods[key]
+            starts = [entry for entry in row.starts if entry[0] > since]
+            if self.taken[key]:
+                starts.append([self.now, self.taken[key]])
+            blocked_until = _room_again(starts, rate)
+            if starts != row.starts or blocked_until != row.blocked_until:
+                Limit.objects.using(self.database).filter(pk=row.pk).update(
+                    starts=starts, blocked_until=blocked_until
+                )
+
+
+def _lock_rate_rows(database, keys) -> dict:
+    """The djtasks_limit rows of ``keys``, created if missing, locked."""
+    if not keys:
+        return {}
+    rows = Limit.objects.using(database)
+    # Created first, in key order (an INSERT of a new key waits for a
+    # concurrent one of the same key, so the order matters here too).
+    rows.bulk_create([Limit(key=key) for key in keys], ignore_conflicts=True)
+    # FOR UPDATE, rows locked in key order (PostgreSQL locks rows as the
+    # sorted result yields them), so claimers never deadlock.
+    locked = rows.filter(key__in=keys).order_by("key").select_for_update()
+    return {row.key: row for row in locked}
+
+
+def _lock_concurrency_keys(database, keys) -> None:
+    """Take a transaction-scoped lock per concurrency key (PostgreSQL).
+
+    An advisory lock, not a row: there may be a key per customer, and an
+    advisory lock leaves nothing behind to prune. It is released at commit,
+    after the chosen jobs are RUNNING. Two keys whose hashes collide share a
+    lock, which only makes their claimers take turns. SQLite needs none: its
+    claims run one at a time.
+    """
+    connection = connections[database]
+    if not keys or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        # Sorted by lock id: one order in every claimer, so no deadlock.
+        for lock_id in sorted({_lock_id(key) for key in keys}):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_CLASS, lock_id])
+
+
+def _lock_id(key: str) -> int:
+    # A hash that is the same in every process (Python's hash() is not).
+    digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _room_again(starts, rate: Rate):
+    """When a full window gets room for one more start; None if it has room."""
+    total = sum(count for _, count in starts)
+    if total < rate.count:
+        return None
+    for stamp, count in starts:  # oldest first
+        total -= count
+        if total < rate.count:
+            # The start booked at ``stamp`` leaves the window one period on.
+            return EPOCH + timedelta(microseconds=stamp + rate.micros)
+    return None

@@ -1,0 +1,289 @@
+"""A claim thread: claim a batch, run it, record it, wait when idle.
+
+This is the hot path: per job it does one executor call plus a few
+attribute writes; the database sees one transaction per batch, which writes
+the outcomes of the previous batch and claims the next (two statements),
+never a query per job.
+"""
+
+import logging
+import threading
+import time
+
+from django.db import DatabaseError, connections, transaction
+from django.utils import timezone
+
+from djtasks.conf import settings
+from djtasks.errors import class_path, error_entry
+from djtasks.exceptions import Cancelled
+from djtasks.worker import outages, rescue
+from djtasks.worker.claim import claim
+from djtasks.worker.claim_limited import LimitedGate
+from djtasks.worker.executor import JOB_FORMAT, Executor, job_fields
+from djtasks.worker.outcomes import Outcome, record
+
+logger = logging.getLogger("djtasks")
+
+# A thread claims as many jobs as it expects to finish within this many
+# seconds (at least one, at most MAX_CLAIM_BATCH), judging by how long
+# recent jobs took. Short jobs are claimed 100 at a time; slow ones one at a
+# time. A batch that meets an unexpectedly slow job is not held behind it:
+# the worker's main thread hands the jobs still waiting back to READY (see
+# WorkerProcess._release_waiting).
+BATCH_TARGET_SECONDS = 0.05
+
+CANCELLED_PATH = class_path(Cancelled)
+
+
+class BatchSizer:
+    """Sizes the next claim from the mean duration of recent jobs."""
+
+    def __init__(self, maximum: int):
+        self.maximum = maximum
+        self.mean_seconds = BATCH_TARGET_SECONDS  # start cautiously: 1 job
+
+    def next_size(self) -> int:
+        if self.mean_seconds <= 0:
+            return self.maximum
+        fit = int(BATCH_TARGET_SECONDS / self.mean_seconds)
+        return max(1, min(self.maximum, fit))
+
+    def observe(self, jobs: int, seconds: float) -> None:
+        if jobs:
+            # An exponential mean, so one odd batch does not swing the size.
+            self.mean_seconds = 0.7 * self.mean_seconds + 0.3 * (seconds / jobs)
+
+
+class TaskBudget:
+    """How many more jobs a process may claim (--max-tasks-per-child)."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.claimed = 0
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` jobs; 0 once the budget is spent."""
+        if self.limit is None:
+            return wanted
+        with self._lock:
+            granted = max(0, min(wanted, self.limit - self.claimed))
+            self.claimed += granted
+        return granted
+
+    def give_back(self, count: int) -> None:
+        """Return reserved jobs the claim did not find."""
+        if self.limit is not None and count:
+            with self._lock:
+                self.claimed -= count
+
+
+class ClaimThread:
+    """The loop of one claim thread of a worker process (``owner``)."""
+
+    def __init__(self, owner, slot, index: int = 0):
+        self.owner = owner
+        self.slot = slot
+        # Where to publish hard deadlines for the supervisor (see
+        # WorkerProcess.status), if supervised.
+        self.status = owner.status
+        self.status_index = 1 + index
+        # Where to show the supervisor which job this thread runs (see
+        # djtasks.worker.inflight_board), if supervised.
+        self.inflight = owner.inflight
+        self.index = index
+        self.processed = 0
+        # Paces the look for jobs under a limit (djtasks.worker.claim_limited).
+        self.limited_gate = LimitedGate(owner.poll_interval)
+        # Decided once: building a start line per job costs when nobody reads it.
+        self._log_starts = logger.isEnabledFor(logging.INFO)
+
+    def run(self) -> None:
+        owner = self.owner
+        executor = Executor(owner.worker_id, type(owner.backend))
+        sizer = BatchSizer(settings.MAX_CLAIM_BATCH)
+        failures = 0
+        try:
+            while not owner.stopping.is_set():
+                # Noted before the claim: a NOTIFY that lands while the claim
+                # finds nothing makes the wait below return at once.
+                rings = owner.doorbell.rings
+                try:
+                    jobs = self._next_batch(sizer)
+                    if jobs:
+                        self._run_batch(executor, sizer, jobs)
+                except DatabaseError as error:
+                    # Outcomes stay in slot.pending and are written once the
+                    # database is back (the completion guard makes that safe).
+                    failures += 1
+                    owner.health.failed("claim/record", error)
+                    outages.close_connection(owner.database)
+                    owner.stopping.wait(outages.delay(failures))
+                    continue
+                failures = 0
+                owner.health.ok()
+                if jobs is None or (not jobs and owner.burst):
+                    break
+                if not jobs:
+                    owner.doorbell.wait(rings, owner.poll_interval)
+            if self.slot.pending:
+                self._record()
+        except DatabaseError as error:
+            # Left in slot.pending: the main thread tries again at exit.
+            owner.health.failed("record", error)
+        except Exception:
+            logger.exception("worker %s: claim thread failed; recycling", owner.worker_id)
+            owner.stop(recycle=True)
+        finally:
+            executor.close()
+            connections.close_all()
+
+    def _next_batch(self, sizer):
+        """Record what is pending and claim; None once the task budget is spent."""
+        owner = self.owner
+        size = owner.budget.take(sizer.next_size())
+        if size == 0:
+            if self.slot.pending:
+                self._record()
+            logger.info("worker %s reached its task limit: recycling", owner.worker_id)
+            owner.stop(recycle=True)
+            return None
+        jobs = []
+        try:
+            jobs = self._record_and_claim(size)
+        finally:
+            owner.budget.give_back(size - len(jobs))
+        return jobs
+
+    def _record_and_claim(self, size):
+        """Write the outcomes of the last batch and claim the next, in one transaction.
+
+        One commit per batch instead of two: a commit waits for the disk, and
+        every BEGIN and COMMIT is a round trip. The outcomes become visible
+        when the claim that follows them commits, a claim later than before.
+        """
+        owner = self.owner
+        pending = self.slot.pending
+        if pending:
+            try:
+                with transaction.atomic(using=owner.database):
+                    record(owner.database, owner.worker_id, pending)
+                    jobs = self._claim(size)
+                    if connections[owner.database].needs_rollback:
+                        # Code inside caught a database error: the block would
+                        # roll back quietly, outcomes and claim with it.
+                        raise DatabaseError("the claim failed after the outcomes were written")
+            except outages.REFUSED:
+                # The database refused an outcome (e.g. a return value jsonb
+                # rejects) and the transaction rolled back, claim included:
+                # write them one by one, then claim alone.
+                self._record()
+            else:
+                pending.clear()
+                return jobs
+        return self._claim(size)
+
+    def _claim(self, size):
+        owner = self.owner
+        return claim(
+            owner.database,
+            owner.worker_id,
+            owner.queues,
+            size,
+            timezone.now(),
+            self.limited_gate,
+        )
+
+    def _run_batch(self, executor, sizer, jobs) -> None:
+        owner = self.owner
+        slot = self.slot
+        pending = slot.pending
+        stopping = owner.stopping
+        started = time.monotonic()
+        ran = 0
+        # From here on the main thread may take waiting jobs away (hand-back).
+        slot.waiting.extend(jobs)
+        while not stopping.is_set() and (job := slot.next_job()) is not None:
+            requested = owner.cancel_watch.requested
+            if requested and job.id in requested:
+                # Cancelled after the claim, before it started: never run it.
+                pending.append(
+                    Outcome(
+                        job.id,
+                        "CANCELLED",
+                        timezone.now(),
+                        attempt=job.attempts,
+                        workflow_id=job.workflow_id,
+                    )
+                )
+            else:
+                pending.append(self._run_one(executor, job))
+            ran += 1
+        sizer.observe(ran, time.monotonic() - started)
+        self.processed += ran
+        unstarted = slot.take_waiting()
+        if unstarted:
+            # Stopping: record what ran (the next claim will not), and the
+            # claimed jobs that never started go back.
+            self._record()
+            owner.budget.give_back(len(unstarted))
+            rescue.hand_back(owner.database, owner.worker_id, [job.id for job in unstarted])
+
+    def _run_one(self, executor, job) -> Outcome:
+        if self._log_starts:
+            logger.info(JOB_FORMAT + " started", *job_fields(job))
+        slot = self.slot
+        inflight = self.inflight
+        if inflight is not None:
+            # Before the task starts: a kill from here on counts its attempt.
+            inflight.running(self.index, job.id)
+        started = time.monotonic()
+        # One tuple, so the watchdog never pairs a job with another's start.
+        slot.current = (job, started)
+        deadline = job.timeout is not None and self.status is not None
+        if deadline:
+            self.status[self.status_index] = started + job.timeout
+        try:
+            outcome = executor.run(job)
+        except Exception as error:  # noqa: BLE001 - e.g. a signal receiver raised
+            outcome = self._crashed(job, error)
+        finally:
+            slot.current = None
+            if deadline:
+                self.status[self.status_index] = 0.0
+            if inflight is not None:
+                # Finished but not yet recorded: a kill now hands it back
+                # and it runs again (at least once, never lost).
+                inflight.idle(self.index)
+        if outcome.status != "SUCCESSFUL" and outcome.error is not None:
+            outcome = self._cancelled_instead(job, outcome)
+        return outcome
+
+    def _cancelled_instead(self, job, outcome) -> Outcome:
+        """A failed attempt of a cancelled job ends CANCELLED, never retried."""
+        if (
+            job.id in self.owner.cancel_watch.requested
+            or outcome.error["exception_class_path"] == CANCELLED_PATH
+        ):
+            return Outcome(
+                job.id,
+                "CANCELLED",
+                timezone.now(),
+                attempt=job.attempts,
+                workflow_id=job.workflow_id,
+            )
+        return outcome
+
+    def _crashed(self, job, error) -> Outcome:
+        """The executor itself raised (outside the task): fail the attempt."""
+        logger.exception(JOB_FORMAT + " outcome=FAILED (error outside the task)", *job_fields(job))
+        now = timezone.now()
+        entry = error_entry(error, job.attempts, self.owner.worker_id, now)
+        return Outcome(
+            job.id, "FAILED", now, error=entry, attempt=job.attempts, workflow_id=job.workflow_id
+        )
+
+    def _record(self) -> None:
+        """Write the pending outcomes; on a database error they stay pending."""
+        outages.record_outcomes(self.owner.database, self.owner.worker_id, self.slot.pending)
+        self.slot.pending.clear()
