@@ -47,7 +47,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from djtasks import insert  # noqa: E402
+from djtasks.enqueue import insert  # noqa: E402
+from djtasks.enqueue.rows import job_row  # noqa: E402
 from djtasks.models import Job  # noqa: E402
 
 BASELINE_TABLE = """
@@ -113,7 +114,7 @@ def baseline(bare):
 
 def djtasks_insert(bare, prepare):
     """djtasks' statement and values for a no-op job, sent by bare psycopg."""
-    row = noop.get_backend()._job_values(noop, (), {}, timezone.now())
+    row = job_row(noop.get_backend(), noop, (), {}, timezone.now())
     sql, names = insert._single_insert(
         tuple(name for name, value in row.items() if value is not None),
         tuple(name for name, value in row.items() if value is None),

@@ -39,7 +39,7 @@ def test_jobs_waiting_behind_a_slow_job_are_handed_back_to_other_workers(start_w
     # One transaction: the idle worker wakes once and claims a batch, the
     # slow job first (higher priority), quick ones waiting behind it.
     with transaction.atomic():
-        slow = tasks.ledger.using(priority=10).enqueue(tag="slow", seconds=6).id
+        slow = tasks.ledger.using(priority=10).enqueue(tag="slow", seconds=15).id
         quick = [tasks.ledger.enqueue(tag="quick").id for _ in range(20)]
     wait_for(lambda: Ledger.objects.filter(tag="slow").exists(), 20, "the slow job", first)
     first.wait_for_log("unfinished job(s) back to READY")
