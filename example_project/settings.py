@@ -95,12 +95,26 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The worker prints one line per attempt: djtasks' outcome line. Its start
+# line is filtered out, and the standard framework's logger (django.tasks, or
+# django_tasks with the backport) is quieted: it repeats each job twice more,
+# with a traceback for every planned retry. The admin keeps every traceback.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"outcomes_only": {"()": "example_project.demo.logs.OutcomesOnly"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["outcomes_only"],
+        }
+    },
     "loggers": {
         "djtasks": {"handlers": ["console"], "level": env("DJTASKS_LOG_LEVEL", default="INFO")},
+        # A level, not propagate=False: tests can still lower it to read its records.
+        "django.tasks": {"level": "CRITICAL"},
+        "django_tasks": {"level": "CRITICAL"},
     },
 }

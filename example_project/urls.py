@@ -4,12 +4,14 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 
 from example_project.demo import views
+from example_project.demo.favicon import favicon
 
 urlpatterns = [
     path("", views.index, name="index"),
     path("enqueue/<str:name>/", views.enqueue_demo, name="enqueue-demo"),
     path("jobs/<uuid:job_id>/", views.job_detail, name="job-detail"),
     path("jobs/<uuid:job_id>.json", views.job_json, name="job-json"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
 ]
 

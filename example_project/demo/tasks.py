@@ -40,6 +40,12 @@ def flaky(context):
     return "third time lucky"
 
 
+@task(max_attempts=2, backoff=1, jitter=False, takes_context=True)
+def fail_for_good(context):
+    """Fails on every attempt: after the second, the job ends FAILED."""
+    raise RuntimeError(f"attempt {context.attempt} of 2 fails on purpose, like every attempt")
+
+
 @task(takes_context=True)
 def build_report(context, report_id: int, rows: int = 40):
     """Build a report row by row; enqueued with .using(about=report)."""

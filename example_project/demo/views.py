@@ -13,7 +13,7 @@ from djtasks.models import Job
 from djtasks.progress import percent
 
 from .models import Report
-from .tasks import add, build_report, flaky, slow_count, total
+from .tasks import add, build_report, fail_for_good, flaky, slow_count, total
 
 # How long the "scheduled for later" demo waits before it may run.
 LATER = timedelta(seconds=30)
@@ -38,6 +38,7 @@ DEMOS = {
     "add": ("Add two numbers (quick)", lambda: add.enqueue(random.randint(1, 99), 7)),
     "slow": ("Count for 5 seconds (slow, with progress)", lambda: slow_count.enqueue(5)),
     "flaky": ("Fail twice, then succeed (retries)", lambda: flaky.enqueue()),
+    "fail": ("Fail on both attempts (ends FAILED)", lambda: fail_for_good.enqueue()),
     "later": (
         "Add two numbers in 30 seconds (scheduled for later)",
         lambda: add.using(run_after=LATER).enqueue(1, 2),
@@ -64,7 +65,9 @@ def enqueue_demo(request, name):
 def job_detail(request, job_id):
     job = _job_or_404(job_id)
     admin_url = reverse("admin:djtasks_job_change", args=[job.pk])
-    return render(request, "demo/job.html", {"job": job, "admin_url": admin_url})
+    failures = [failure(error) for error in job.errors]
+    context = {"job": job, "admin_url": admin_url, "failures": failures}
+    return render(request, "demo/job.html", context)
 
 
 def job_json(request, job_id):
@@ -80,11 +83,38 @@ def job_json(request, job_id):
             "max_attempts": job.max_attempts,
             "return_value": job.return_value,
             "errors": [error["exception_class_path"] for error in job.errors],
+            "failures": [failure(error) for error in job.errors],
             "progress": progress,
             "percent": percent(progress),
             "finished": job.is_finished,
         }
     )
+
+
+def failure(entry):
+    """A failed attempt as the job page shows it: its exception and message."""
+    path = entry["exception_class_path"]
+    return {
+        "attempt": entry.get("attempt"),
+        "error": path,
+        "message": error_message(path, entry.get("traceback") or ""),
+    }
+
+
+def error_message(class_path, traceback_text):
+    """The first line of the exception's message, read from its traceback."""
+    # The traceback's last exception line is "Name: message", the name shown
+    # without "builtins."; a message of several lines continues below it.
+    shown = class_path.removeprefix("builtins.")
+    lines = traceback_text.splitlines()
+    for line in reversed(lines):
+        if line.startswith(shown + ": "):
+            return line[len(shown) + 2 :]
+        if line == shown:
+            return ""
+    # djtasks records some errors (an unknown task, a malformed row) as their
+    # message alone, with no traceback: that line is the message.
+    return next((line for line in reversed(lines) if line.strip()), "")
 
 
 def _demo_jobs():

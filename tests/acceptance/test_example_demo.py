@@ -1,9 +1,10 @@
 """The README's first command: scripts/demo serves the site and jobs flow.
 
 Runs the real script (gunicorn, runworker, runbeat when present) on a
-fresh SQLite file and a free port, enqueues a job through the page's form
-as a browser would (CSRF cookie and token), watches it reach SUCCESSFUL
-through the JSON endpoint, then stops the script with SIGTERM.
+fresh SQLite file and a free port, enqueues jobs through the page's forms
+as a browser would (CSRF cookie and token), watches one reach SUCCESSFUL
+and one fail for good through the JSON endpoint, then stops the script with
+SIGTERM and reads the worker's output: one line per attempt.
 """
 
 import http.cookiejar
@@ -106,21 +107,34 @@ def test_demo_serves_the_site_runs_a_job_and_stops_cleanly(demo):
     assert "djtasks demo" in page
     assert "Created the admin user" in log_path.read_text()
 
+    assert 'name="viewport"' in page
+    with browser.open(base + "/favicon.ico", timeout=5) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/svg+xml"
+
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     form = urllib.parse.urlencode({"csrfmiddlewaretoken": token}).encode()
-    with browser.open(base + "/enqueue/add/", data=form, timeout=10) as response:
-        job_url = response.geturl()  # the redirect to the job's page
-    job_id = re.search(r"/jobs/([0-9a-f-]{36})/$", job_url).group(1)
 
-    def finished_job():
+    def enqueue(name):
+        with browser.open(f"{base}/enqueue/{name}/", data=form, timeout=10) as response:
+            job_url = response.geturl()  # the redirect to the job's page
+        return re.search(r"/jobs/([0-9a-f-]{36})/$", job_url).group(1)
+
+    def finished_job(job_id):
         with browser.open(f"{base}/jobs/{job_id}.json", timeout=5) as response:
             job = json.load(response)
         return job if job["finished"] else None
 
-    job = wait_for(finished_job, JOB_TIMEOUT, f"job {job_id} to finish")
+    added, failing = enqueue("add"), enqueue("fail")
+    job = wait_for(lambda: finished_job(added), JOB_TIMEOUT, f"job {added} to finish")
     assert job["task"] == "example_project.demo.tasks.add"
     assert job["status"] == "SUCCESSFUL"
     assert isinstance(job["return_value"], int)
+    # The button that fails for good: two attempts, then FAILED, each with its message.
+    job = wait_for(lambda: finished_job(failing), JOB_TIMEOUT, f"job {failing} to finish")
+    assert job["status"] == "FAILED"
+    assert [failure["attempt"] for failure in job["failures"]] == [1, 2]
+    assert all("fails on purpose" in failure["message"] for failure in job["failures"])
 
     # The demo runs a beat beside the worker; a quick job can finish before
     # the beat has said anything, so wait for its first line.
@@ -131,5 +145,14 @@ def test_demo_serves_the_site_runs_a_job_and_stops_cleanly(demo):
     assert "Demo stopped." in log
     # The demo runs the site, a worker and a beat.
     assert "[worker]" in log and "[beat]" in log, log
+    # The worker prints one line per attempt, its outcome: no start lines, no
+    # repeats by the standard framework's logger, no traceback of a retry.
+    worker_lines = [line for line in log.splitlines() if line.startswith("[worker]")]
+    [added_line] = [line for line in worker_lines if added in line]
+    assert "attempt=1/1 outcome=SUCCESSFUL" in added_line
+    first, last = [line for line in worker_lines if failing in line]
+    assert "attempt=1/2 outcome=READY" in first
+    assert "attempt=2/2 outcome=FAILED" in last
+    assert "Traceback" not in log and "Task id=" not in log, log
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=2)

@@ -85,7 +85,8 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-def run(directory: Path, *args: str) -> str:
+def run(directory: Path, *args: str, stderr: bool = False) -> str:
+    """Run this leg's Python with ``args`` in ``directory``; its stdout (or stderr)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -102,7 +103,7 @@ def run(directory: Path, *args: str) -> str:
         check=False,
     )
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+    return done.stderr if stderr else done.stdout
 
 
 def test_readme_quick_start_runs_a_job_to_success(project):
