@@ -186,7 +186,7 @@ class ClaimThread:
     def _claim(self, size):
         owner = self.owner
         return claim(
-            owner.database,
+            owner.backend.alias,
             owner.worker_id,
             owner.queues,
             size,
