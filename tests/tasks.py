@@ -454,3 +454,26 @@ def chaos_step(context, seconds=0.0):
     if seconds:
         time.sleep(seconds)
     return context.attempt
+
+
+class TaskAbort(BaseException):  # noqa: N818 - named like KeyboardInterrupt, its kin
+    """A BaseException that is neither KeyboardInterrupt nor SystemExit."""
+
+
+BASE_EXCEPTIONS = {
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "SystemExit": SystemExit,
+    "TaskAbort": TaskAbort,
+}
+
+
+@djtasks.task
+def raises_base_exception(kind, message="raised by the task"):
+    """Raise one of BASE_EXCEPTIONS, as task code may (once: max_attempts=1)."""
+    raise BASE_EXCEPTIONS[kind](message)
+
+
+@djtasks.task(max_attempts=2, backoff=0.2, jitter=False)
+def raises_base_exception_twice(kind, message="raised by the task"):
+    """raises_base_exception with a retry left after the first attempt."""
+    raise BASE_EXCEPTIONS[kind](message)

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from djtasks.compat import TaskResultStatus
-from djtasks.models import Job
+from djtasks.models import Job, JobStatus
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +140,24 @@ def test_using_max_attempts_enables_retries(run_jobs, later):
 
     job = Job.objects.get(pk=result.id)
     assert (job.status, job.attempts) == ("FAILED", 2)
+
+
+def test_keyboard_interrupt_in_the_main_thread_goes_up_as_a_ctrl_c_would(run_jobs):
+    # run_jobs() runs the task in the caller's (main) thread, where a
+    # KeyboardInterrupt may be the person at the keyboard: not swallowed.
+    job_id = tasks.raises_base_exception.enqueue("KeyboardInterrupt").id
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs()
+
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING
+
+
+def test_system_exit_from_a_task_fails_the_job_even_in_the_main_thread(run_jobs):
+    job_id = tasks.raises_base_exception.enqueue("SystemExit").id
+
+    run_jobs()
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.errors[0]["exception_class_path"] == "builtins.SystemExit"
