@@ -477,3 +477,20 @@ def raises_base_exception(kind, message="raised by the task"):
 def raises_base_exception_twice(kind, message="raised by the task"):
     """raises_base_exception with a retry left after the first attempt."""
     raise BASE_EXCEPTIONS[kind](message)
+
+
+class GatewayBusy(Exception):  # noqa: N818 - named as a gateway would say it
+    """What a task retries for in retries_for (tests of Retry's exc)."""
+
+
+@djtasks.task(max_attempts=2)
+def retries_for(how, message="gateway busy"):
+    """Retry for a GatewayBusy: named by ``exc=`` or ``from``, or not named at all."""
+    try:
+        raise GatewayBusy(message)
+    except GatewayBusy as error:
+        if how == "exc":
+            raise djtasks.Retry(delay=1, exc=error) from None
+        if how == "from":
+            raise djtasks.Retry(delay=1) from error
+        raise djtasks.Retry(delay=1) from None

@@ -19,7 +19,7 @@ from djtasks.compat import framework_of, normalize_json, signals_of
 from djtasks.errors import error_entry
 from djtasks.exceptions import MalformedJob, Retry
 from djtasks.results import standard_status, to_task_result
-from djtasks.retry import backoff_delay, should_retry
+from djtasks.retry import backoff_delay, recorded_error, should_retry
 from djtasks.worker.outcomes import Outcome
 
 logger = logging.getLogger("djtasks")
@@ -107,8 +107,9 @@ class Executor:
     def _failed(self, job, task, result, error):
         """Record a failed attempt; called inside the except block."""
         now = timezone.now()
-        entry = error_entry(error, job.attempts, self.worker_id, now)
         retry_at = self._retry_at(job, error, now)
+        recorded = recorded_error(error, retried=retry_at is not None)
+        entry = error_entry(recorded, job.attempts, self.worker_id, now)
         if retry_at is None:
             outcome = Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
         else:
