@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime, timedelta
 
+from django.apps import apps
 from django.conf import settings as django_settings
 from django.core import checks
 from django.db import IntegrityError, connections, transaction
@@ -127,6 +128,16 @@ class DatabaseBackend(BaseTaskBackend):
 
     def check(self, **kwargs):
         yield from super().check(**kwargs)
+        if not apps.is_installed("djtasks"):
+            # Checked here, not in djtasks.checks: that module is loaded by
+            # the app's ready(), which never runs for an app left out.
+            yield checks.Error(
+                f"TASKS[{self.alias!r}] uses djtasks.backend.DatabaseBackend, whose jobs "
+                "are rows of the djtasks app's tables, but 'djtasks' is not in "
+                "INSTALLED_APPS.",
+                hint="Add 'djtasks' to INSTALLED_APPS, then run manage.py migrate.",
+                id="djtasks.E005",
+            )
         if self.database not in django_settings.DATABASES:
             yield checks.Error(
                 f"TASKS[{self.alias!r}]['OPTIONS']['DATABASE'] names the "

@@ -20,14 +20,26 @@ class PayloadTooLarge(InvalidTask, ValueError):  # noqa: N818 - like InvalidTask
 class Retry(Exception):  # noqa: N818 - raised by users like Celery's Retry
     """Raise from inside a task to run it again after ``delay`` seconds.
 
-    The retry counts as an attempt; once max_attempts is used up the job
-    ends FAILED with this exception in its errors.
+    The retry counts as an attempt. Once max_attempts is used up the job
+    ends FAILED with the exception the retry was for, as Celery re-raises
+    ``self.retry(exc=...)``'s ``exc``: ``Retry(exc=error)`` or ``raise
+    Retry() from error`` names it; a Retry naming none is recorded itself.
     """
 
-    def __init__(self, delay: float | None = None, reason: str = ""):
+    def __init__(
+        self, delay: float | None = None, reason: str = "", exc: BaseException | None = None
+    ):
+        if exc is not None and not isinstance(exc, BaseException):
+            raise TypeError(f"Retry(exc=...) takes an exception, not {type(exc).__name__}.")
         self.delay = delay
         self.reason = reason
+        self.exc = exc
         super().__init__(reason or f"retry requested (delay={delay})")
+
+    @property
+    def original(self) -> BaseException | None:
+        """The exception this retry is for: ``exc``, else the one raised ``from``."""
+        return self.exc if self.exc is not None else self.__cause__
 
 
 class WorkflowStepFailed(Exception):  # noqa: N818 - names the event, like JobTimeout

@@ -255,19 +255,21 @@ class Job(models.Model):
     class Meta:
         ordering = ["-enqueued_at"]
         indexes = [
-            # The claim reads ready rows of one queue, highest priority first,
-            # then oldest due. Partial, so its size follows the backlog, not
-            # the history; limited rows are left out, so a backlog of jobs
-            # waiting for their limit costs the plain claim nothing.
+            # The claim reads ready rows of one backend's queue, highest
+            # priority first, then oldest due. Partial, so its size follows
+            # the backlog, not the history; limited rows are left out, so a
+            # backlog of jobs waiting for their limit costs the plain claim
+            # nothing. The backend leads: a worker of one TASKS alias never
+            # reads past another alias's backlog in the same queue.
             models.Index(
-                fields=["queue_name", "-priority", "available_at"],
+                fields=["backend", "queue_name", "-priority", "available_at"],
                 condition=Q(status="READY", limited=False),
                 name="djtasks_job_ready",
             ),
             # The same order for the ready rows that carry a limit, read by
             # djtasks.worker.claim_limited.
             models.Index(
-                fields=["queue_name", "-priority", "available_at"],
+                fields=["backend", "queue_name", "-priority", "available_at"],
                 condition=Q(status="READY", limited=True),
                 name="djtasks_job_ready_limited",
             ),

@@ -5,6 +5,7 @@ import sys
 
 from djtasks.conf import settings
 from djtasks.errors import class_path
+from djtasks.exceptions import Retry
 
 
 def policy_of(task) -> dict:
@@ -56,3 +57,16 @@ def _loaded_exception_class(path: str):
     if isinstance(value, type) and issubclass(value, BaseException):
         return value
     return None
+
+
+def recorded_error(error: BaseException, retried: bool) -> BaseException:
+    """The exception an attempt's error entry names.
+
+    A Retry that uses up the last attempt is recorded as the exception it
+    was for, so the job ends FAILED with the real cause (class, message and
+    traceback); a retried attempt, and a Retry naming no exception, keep
+    the Retry itself.
+    """
+    if not retried and isinstance(error, Retry) and error.original is not None:
+        return error.original
+    return error

@@ -6,6 +6,9 @@ inside ``django.test.TestCase``, whose whole test is one transaction on one
 connection. ``assert_enqueued()``, ``assert_not_enqueued()`` and
 ``captured_jobs()`` read the Job table, so they see what was enqueued by
 any code path, including ``bulk_enqueue`` and beat.
+
+Each helper serves one TASKS alias, as a worker does: several aliases may
+share a database, and only the rows enqueued through that alias count.
 """
 
 import json
@@ -38,9 +41,11 @@ class JobFailed(AssertionError):  # noqa: N818 - reads better in a failing test
 
 
 def run_jobs(*, queues=None, now=None, backend: str = "default", propagate: bool = False):
-    """Run every due job, in this thread, until none is due; return their results.
+    """Run every due job of TASKS[``backend``], in this thread, until none is due.
 
-    Jobs enqueued by the jobs that run are run too. ``now`` is the time the
+    Returns their results. Jobs of other aliases sharing the database are
+    left alone, as that alias's worker would. Jobs enqueued by the jobs that
+    run are run too. ``now`` is the time the
     claim sees: pass a later time to run jobs deferred with run_after, and
     retries whose backoff ends before it. Returns one TaskResult per job
     that ran, in the order they first ran, as the jobs stand at the end.
@@ -53,7 +58,7 @@ def run_jobs(*, queues=None, now=None, backend: str = "default", propagate: bool
     executor = Executor(TEST_WORKER_ID, type(task_backend))
     ran, attempts = {}, 0
     try:
-        while jobs := claim(database, TEST_WORKER_ID, queues, BATCH, now or timezone.now()):
+        while jobs := claim(backend, TEST_WORKER_ID, queues, BATCH, now or timezone.now()):
             record(database, TEST_WORKER_ID, [executor.run(job) for job in jobs])
             ran.update(dict.fromkeys(job.id for job in jobs))
             attempts += len(jobs)
@@ -71,15 +76,18 @@ def run_jobs(*, queues=None, now=None, backend: str = "default", propagate: bool
     return [to_task_result(job) for job in finished if registry.is_registered(job.task_path)]
 
 
-def assert_enqueued(task, args=None, kwargs=None, *, count=None, queue_name=None, jobs=None):
+def assert_enqueued(
+    task, args=None, kwargs=None, *, count=None, queue_name=None, jobs=None, backend=None
+):
     """Fail unless ``task`` was enqueued with these arguments; return the jobs.
 
     ``task`` is a Task or its dotted path. ``args`` and ``kwargs`` must
     equal the job's exactly (unittest.mock.ANY matches anything); leave
     one out (None) to accept any. ``count`` asks for exactly that many
-    matching jobs (default: at least one). Jobs of every status count.
+    matching jobs (default: at least one). Jobs of every status count, of
+    the TASKS alias ``backend`` (default: the task's own).
     """
-    path, matching, candidates = _match(task, args, kwargs, queue_name, jobs)
+    path, matching, candidates = _match(task, args, kwargs, queue_name, jobs, backend)
     wanted = f"{count} job(s)" if count is not None else "a job"
     if (count is None and matching) or len(matching) == count:
         return matching
@@ -89,9 +97,9 @@ def assert_enqueued(task, args=None, kwargs=None, *, count=None, queue_name=None
     )
 
 
-def assert_not_enqueued(task, args=None, kwargs=None, *, queue_name=None, jobs=None):
-    """Fail if ``task`` was enqueued with these arguments (None: any)."""
-    path, matching, _ = _match(task, args, kwargs, queue_name, jobs)
+def assert_not_enqueued(task, args=None, kwargs=None, *, queue_name=None, jobs=None, backend=None):
+    """Fail if ``task`` was enqueued with these arguments (None: any) through ``backend``."""
+    path, matching, _ = _match(task, args, kwargs, queue_name, jobs, backend)
     if matching:
         raise AssertionError(
             f"Expected no job of {path} with {_describe(args, kwargs, queue_name)}; "
@@ -100,8 +108,11 @@ def assert_not_enqueued(task, args=None, kwargs=None, *, queue_name=None, jobs=N
 
 
 @contextmanager
-def captured_jobs(task=None, *, backend: str = "default"):
+def captured_jobs(task=None, *, backend: str | None = None):
     """Collect the jobs enqueued inside the ``with`` block (of ``task``, if given).
+
+    Only jobs of the TASKS alias ``backend`` are collected (default: the
+    task's own, or "default" without a task).
 
     ::
 
@@ -109,7 +120,8 @@ def captured_jobs(task=None, *, backend: str = "default"):
             client.post("/signup/", {...})
         jobs.assert_enqueued(send_welcome, args=["ada@example.com"])
     """
-    captured = CapturedJobs(_backend(backend).database, _path(task) if task else None)
+    alias = _alias_of(task, backend) if task else (backend or "default")
+    captured = CapturedJobs(alias, _path(task) if task else None)
     try:
         yield captured
     finally:
@@ -119,8 +131,9 @@ def captured_jobs(task=None, *, backend: str = "default"):
 class CapturedJobs:
     """The Job rows enqueued since it was made: read live, frozen when the block ends."""
 
-    def __init__(self, database: str, task_path: str | None):
-        self.database = database
+    def __init__(self, backend: str, task_path: str | None):
+        self.backend = backend
+        self.database = _backend(backend).database
         self.task_path = task_path
         self._before = set(self._rows().values_list("id", flat=True))
         self._frozen = None
@@ -155,7 +168,7 @@ class CapturedJobs:
         return f"<CapturedJobs: {len(self)} job(s)>"
 
     def _rows(self):
-        rows = Job.objects.using(self.database)
+        rows = Job.objects.using(self.database).filter(backend=self.backend)
         return rows.filter(task_path=self.task_path) if self.task_path else rows
 
 
@@ -175,17 +188,23 @@ def _path(task) -> str:
     return task if isinstance(task, str) else resolve_task(task).module_path
 
 
-def _database_of(task) -> str:
+def _alias_of(task, backend) -> str:
+    """The TASKS alias whose jobs to look at: given, else the task's own."""
+    if backend is not None:
+        return backend
     if isinstance(task, str):
-        return _backend("default").database
-    return _backend(task.backend).database
+        # A path names a registered task, enqueued through its own alias.
+        return registry.get(task).backend if registry.is_registered(task) else "default"
+    return task.backend
 
 
-def _match(task, args, kwargs, queue_name, jobs):
+def _match(task, args, kwargs, queue_name, jobs, backend):
     """The task's path, its jobs matching the call, and all jobs looked at."""
     path = _path(task)
     if jobs is None:
-        jobs = list(Job.objects.using(_database_of(task)).order_by("enqueued_at"))
+        alias = _alias_of(task, backend)
+        rows = Job.objects.using(_backend(alias).database).filter(backend=alias)
+        jobs = list(rows.order_by("enqueued_at"))
     expected_args = None if args is None else _json(list(args))
     expected_kwargs = None if kwargs is None else _json(dict(kwargs))
     matching = [

@@ -55,7 +55,7 @@ def run_jobs(backend):
     def run(*, now=None, queues=None, limit=100, worker_id=WORKER_ID):
         executor.worker_id = worker_id
         jobs = claim(
-            backend.database,
+            backend.alias,
             worker_id,
             queues or sorted(backend.queues),
             limit,

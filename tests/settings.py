@@ -11,6 +11,9 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests"]
 TASKS = {
     **TASKS,
     "default": {**TASKS["default"], "QUEUES": ["default", "emails", "other"]},
+    # A second alias on the same database: its jobs are its own (the claim,
+    # run_jobs() and `runworker --backend second` serve only them).
+    "second": {"BACKEND": "djtasks.backend.DatabaseBackend", "QUEUES": ["default", "emails"]},
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -454,3 +454,43 @@ def chaos_step(context, seconds=0.0):
     if seconds:
         time.sleep(seconds)
     return context.attempt
+
+
+class TaskAbort(BaseException):  # noqa: N818 - named like KeyboardInterrupt, its kin
+    """A BaseException that is neither KeyboardInterrupt nor SystemExit."""
+
+
+BASE_EXCEPTIONS = {
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "SystemExit": SystemExit,
+    "TaskAbort": TaskAbort,
+}
+
+
+@djtasks.task
+def raises_base_exception(kind, message="raised by the task"):
+    """Raise one of BASE_EXCEPTIONS, as task code may (once: max_attempts=1)."""
+    raise BASE_EXCEPTIONS[kind](message)
+
+
+@djtasks.task(max_attempts=2, backoff=0.2, jitter=False)
+def raises_base_exception_twice(kind, message="raised by the task"):
+    """raises_base_exception with a retry left after the first attempt."""
+    raise BASE_EXCEPTIONS[kind](message)
+
+
+class GatewayBusy(Exception):  # noqa: N818 - named as a gateway would say it
+    """What a task retries for in retries_for (tests of Retry's exc)."""
+
+
+@djtasks.task(max_attempts=2)
+def retries_for(how, message="gateway busy"):
+    """Retry for a GatewayBusy: named by ``exc=`` or ``from``, or not named at all."""
+    try:
+        raise GatewayBusy(message)
+    except GatewayBusy as error:
+        if how == "exc":
+            raise djtasks.Retry(delay=1, exc=error) from None
+        if how == "from":
+            raise djtasks.Retry(delay=1) from error
+        raise djtasks.Retry(delay=1) from None

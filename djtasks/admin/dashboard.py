@@ -171,9 +171,11 @@ def recent_failures(jobs):
     )
 
 
-def context(database: str = "default") -> dict:
-    """Everything the dashboard template shows."""
+def context(database: str = "default", backend: str | None = None) -> dict:
+    """Everything the dashboard template shows: of one TASKS alias, or of all."""
     jobs = Job.objects.using(database)
+    if backend is not None:
+        jobs = jobs.filter(backend=backend)
     now = timezone.now()
     statuses, queues = counts_by_queue(jobs)
     totals = [sum(q["counts"][i][0] for q in queues) for i in range(len(statuses))]

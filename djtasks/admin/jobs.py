@@ -15,6 +15,7 @@ from django.urls import path, reverse
 
 from djtasks.admin import dashboard, schedules, workflows
 from djtasks.admin.actions import OPERATIONS, cancel_jobs, retry_jobs, run_jobs_now
+from djtasks.admin.backends import BackendFilter, djtasks_aliases
 from djtasks.admin.display import HEAVY_FIELDS, STATIC_CSS
 from djtasks.admin.filters import QueueFilter, TaskFilter
 from djtasks.admin.job_columns import JobColumns
@@ -41,6 +42,7 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
     list_display_links = ("short_id",)
     list_filter = (
         "status",
+        BackendFilter,
         QueueFilter,
         TaskFilter,
         workflows.WorkflowFilter,
@@ -178,9 +180,17 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
     def dashboard_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
+        aliases = djtasks_aliases()
+        # ?backend=<alias>: one alias's jobs (an unknown one is refused, not
+        # shown as an empty dashboard).
+        backend = request.GET.get("backend") or None
+        if backend is not None and backend not in aliases:
+            raise Http404(f"No djtasks backend {backend!r} in TASKS.")
         context = {
             **self.admin_site.each_context(request),
-            **dashboard.context(Job.objects.db),
+            **dashboard.context(Job.objects.db, backend=backend),
+            "backend": backend,
+            "backends": aliases if len(aliases) > 1 else [],
             "title": "Jobs dashboard",
             "opts": self.opts,
             "media": self.media,

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from djtasks.admin.backends import BackendFilter
 from djtasks.compat import task_backends
 from djtasks.conf import settings
 from djtasks.models import Job, JobStatus, Worker
@@ -69,7 +70,7 @@ class WorkerAdmin(admin.ModelAdmin):
         "state_column",
         "running_count",
     )
-    list_filter = (StateFilter, "hostname")
+    list_filter = (StateFilter, BackendFilter, "hostname")
     search_fields = ("id", "hostname")
     fields = (
         "id",

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from djtasks.compat import InvalidTask, Task
+from djtasks.enqueue.celery_habits import missing_method_message, unknown_options_message
 from djtasks.limits import parse_rate
 
 # Options DatabaseTask adds to the standard Task, accepted by @task and by
@@ -112,7 +113,7 @@ class DatabaseTask(Task):
             }
         )
         if unknown:
-            raise TypeError(f"Unknown task option(s): {', '.join(sorted(unknown))}.")
+            raise TypeError(unknown_options_message(unknown))
         hooks = [name for name in HOOK_NAMES if name in changes]
         if hooks:
             raise TypeError(
@@ -128,6 +129,12 @@ class DatabaseTask(Task):
     def step(self, *args, **kwargs):
         """Describe a call of this task as a workflow step (see djtasks.workflows)."""
         return Step(self, args, kwargs)
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails. Celery's methods (delay,
+        # apply_async, ...) stay absent, hasattr() included; the error says
+        # what to write instead. Reads no field, so it cannot recurse.
+        raise AttributeError(missing_method_message(type(self).__name__, name), name=name, obj=self)
 
 
 def _as_tuple(value):
@@ -200,7 +207,7 @@ def task(
         )
     unknown = set(options) - set(OPTION_NAMES)
     if unknown:
-        raise TypeError(f"Unknown task option(s): {', '.join(sorted(unknown))}.")
+        raise TypeError(unknown_options_message(unknown))
 
     def wrapper(func):
         return DatabaseTask(

@@ -1,8 +1,12 @@
 """The claim: the only code that takes row locks on ready jobs.
 
-One statement picks up to ``limit`` ready jobs of the given queues, highest
-priority first then oldest due, marks them RUNNING for this worker, counts
-the attempt and returns them. It commits before any task code runs.
+One statement picks up to ``limit`` ready jobs of one backend's queues,
+highest priority first then oldest due, marks them RUNNING for this worker,
+counts the attempt and returns them. It commits before any task code runs.
+
+A worker serves one TASKS alias: several aliases may keep their jobs in one
+database, and each row records the alias it was enqueued through
+(``Job.backend``), so every claim reads only its own alias's rows.
 
 Jobs under a limit (a rate limit or concurrency key on the row, or a queue
 rate limit in the settings) are left to djtasks.worker.claim_limited, which runs
@@ -21,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils.dateparse import parse_datetime
 
+from djtasks.compat import database_of
 from djtasks.limits import queue_rate_limits
 from djtasks.models import Job, JobStatus
 from djtasks.worker import claim_limited
@@ -77,10 +82,12 @@ _SQLITE_MARK_RUNNING = """    status = 'RUNNING',
 # skipped, not waited for, so claimers never block each other and a row is
 # handed to one claimer only.
 # - One LATERAL sub-select per queue, each an ordered scan of the partial
-#   index djtasks_job_ready (queue_name, priority DESC, available_at) that
+#   index djtasks_job_ready (backend, queue_name, priority DESC, available_at) that
 #   stops after ``limit`` rows, so the cost follows the batch size, not the
-#   backlog or the history. (A plain "queue_name IN (...)" cannot use the
-#   index order and sorts every ready row.) The best ``limit`` of those are
+#   backlog or the history, and not with another backend's backlog in the
+#   same queue either: backend and queue are both equalities the index
+#   leads with. (A plain "queue_name IN (...)" cannot use the index order and
+#   sorts every ready row.) The best ``limit`` of those are
 #   kept; the few others locked on the way are released at commit, untouched.
 # - "NOT limited" matches the partial index's own condition, so the index is
 #   usable and rows under a limit (djtasks.worker.claim_limited) are not in it.
@@ -103,8 +110,8 @@ WITH claimable AS MATERIALIZED (
     FROM unnest(%s::text[]) AS queue(name)
     CROSS JOIN LATERAL (
         SELECT id, priority, available_at FROM {TABLE}
-        WHERE status = 'READY' AND NOT limited AND queue_name = queue.name
-            AND available_at <= %s
+        WHERE status = 'READY' AND NOT limited AND backend = %s
+            AND queue_name = queue.name AND available_at <= %s
         ORDER BY priority DESC, available_at
         LIMIT %s
         FOR UPDATE SKIP LOCKED
@@ -138,8 +145,8 @@ UPDATE {TABLE} SET
 {_SQLITE_MARK_RUNNING}
 WHERE id IN (
     SELECT id FROM {TABLE} INDEXED BY djtasks_job_ready
-    WHERE status = 'READY' AND limited = 0 AND NOT limited AND queue_name {{queue_test}}
-        AND available_at <= %s
+    WHERE status = 'READY' AND limited = 0 AND NOT limited AND backend = %s
+        AND queue_name {{queue_test}} AND available_at <= %s
     ORDER BY priority DESC, available_at
     LIMIT %s
 ) AND +status = 'READY'
@@ -194,17 +201,19 @@ class ClaimedJob:
     return_value: object = None
 
 
-def claim(database: str, worker_id: str, queues, limit: int, now, gate=None) -> list[ClaimedJob]:
-    """Mark up to ``limit`` due ready jobs RUNNING for ``worker_id``.
+def claim(backend: str, worker_id: str, queues, limit: int, now, gate=None) -> list[ClaimedJob]:
+    """Mark up to ``limit`` due ready jobs of TASKS[``backend``] RUNNING for ``worker_id``.
 
+    Only rows enqueued through that alias are claimed, from its database.
     ``gate`` (a claim_limited.LimitedGate) paces the claim of jobs under a
     limit; without one they are looked for on every call.
     """
+    database = database_of(backend)
     queues = list(queues)
     rate_limited = queue_rate_limits()
     jobs = []
     if gate is None or gate.due():
-        jobs = _claim_limited(database, worker_id, queues, rate_limited, limit, now)
+        jobs = _claim_limited(database, backend, worker_id, queues, rate_limited, limit, now)
         if gate is not None:
             gate.found(len(jobs))
     # Queues with a rate limit are claimed by _claim_limited only.
@@ -212,7 +221,13 @@ def claim(database: str, worker_id: str, queues, limit: int, now, gate=None) -> 
     if len(jobs) < limit and plain_queues:
         try:
             jobs += _claim_plain(
-                database, worker_id, plain_queues, limit - len(jobs), now, savepoint=bool(jobs)
+                database,
+                backend,
+                worker_id,
+                plain_queues,
+                limit - len(jobs),
+                now,
+                savepoint=bool(jobs),
             )
         except DatabaseError:
             if not jobs:
@@ -224,7 +239,7 @@ def claim(database: str, worker_id: str, queues, limit: int, now, gate=None) -> 
     return jobs
 
 
-def _claim_plain(database, worker_id, queues, limit, now, savepoint) -> list[ClaimedJob]:
+def _claim_plain(database, backend, worker_id, queues, limit, now, savepoint) -> list[ClaimedJob]:
     connection = connections[database]
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         # No outcomes to write with it: the one statement is a transaction
@@ -242,18 +257,20 @@ def _claim_plain(database, worker_id, queues, limit, now, savepoint) -> list[Cla
         block = transaction.atomic(using=database, savepoint=savepoint)
     with block, connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            sql, params = _postgresql(worker_id, queues, limit, now)
+            sql, params = _postgresql(backend, worker_id, queues, limit, now)
         else:
-            sql, params = _sqlite(connection, worker_id, queues, limit, now)
+            sql, params = _sqlite(connection, backend, worker_id, queues, limit, now)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return to_claimed_batch(rows, connection.vendor)
 
 
-def _claim_limited(database, worker_id, queues, rate_limited, limit, now) -> list[ClaimedJob]:
+def _claim_limited(
+    database, backend, worker_id, queues, rate_limited, limit, now
+) -> list[ClaimedJob]:
     connection = connections[database]
     if not any(queue in rate_limited for queue in queues) and not _limited_due(
-        database, queues, now
+        database, backend, queues, now
     ):
         # Nothing under a limit is due: one small read instead of a locking
         # transaction of three (BEGIN IMMEDIATE on SQLite), which every idle
@@ -262,7 +279,7 @@ def _claim_limited(database, worker_id, queues, rate_limited, limit, now) -> lis
     with transaction.atomic(using=database), connection.cursor() as cursor:
         # Locks the candidate rows and the limits' rows, and books the
         # starts; the UPDATE below runs before those locks are released.
-        ids = claim_limited.choose(database, queues, rate_limited, limit, now)
+        ids = claim_limited.choose(database, backend, queues, rate_limited, limit, now)
         if not ids:
             return []
         if connection.vendor == "postgresql":
@@ -277,11 +294,17 @@ def _claim_limited(database, worker_id, queues, rate_limited, limit, now) -> lis
     return to_claimed_batch(rows, connection.vendor)
 
 
-def _limited_due(database, queues, now) -> bool:
-    """Whether a due READY job under a limit waits in ``queues`` (no lock taken)."""
+def _limited_due(database, backend, queues, now) -> bool:
+    """Whether a due READY job of ``backend`` under a limit waits in ``queues`` (no lock)."""
     return (
         Job.objects.using(database)
-        .filter(limited=True, status=JobStatus.READY, queue_name__in=queues, available_at__lte=now)
+        .filter(
+            limited=True,
+            status=JobStatus.READY,
+            backend=backend,
+            queue_name__in=queues,
+            available_at__lte=now,
+        )
         .exists()
     )
 
@@ -300,16 +323,16 @@ def _queue_test(queues):
     return "IN (" + ", ".join(["%s"] * len(queues)) + ")", queues
 
 
-def _postgresql(worker_id, queues, limit, now):
-    params = [queues, now, limit, limit, worker_id, worker_id, now, now]
+def _postgresql(backend, worker_id, queues, limit, now):
+    params = [queues, backend, now, limit, limit, worker_id, worker_id, now, now]
     return POSTGRESQL, params
 
 
-def _sqlite(connection, worker_id, queues, limit, now):
+def _sqlite(connection, backend, worker_id, queues, limit, now):
     queue_test, queue_params = _queue_test(queues)
     sql = SQLITE.format(queue_test=queue_test)
     stamp = connection.ops.adapt_datetimefield_value(now)
-    params = [worker_id, worker_id, stamp, stamp, *queue_params, stamp, limit]
+    params = [worker_id, worker_id, stamp, stamp, backend, *queue_params, stamp, limit]
     return sql, params
 
 

@@ -25,6 +25,11 @@ transaction, in this order:
 4. The starts are booked on the rate limits' rows; djtasks.worker.claim marks the
    chosen rows RUNNING before the transaction (and its locks) ends.
 
+Only the candidates are per backend (a worker claims its own TASKS alias's
+rows); the limits are per database: a rate limit's row and a concurrency
+key's RUNNING count take in the jobs of every alias sharing the database, as
+they guard one resource (an API, a customer's account) whoever enqueued.
+
 A concurrency slot needs no bookkeeping to be released: it is a RUNNING row,
 so a job that finishes, fails, is cancelled, handed back or rescued frees it.
 A rate limit's start stays booked even if the job is handed back unrun, so
@@ -82,15 +87,17 @@ class LimitedGate:
         self._next_look = 0.0 if count else time.monotonic() + self.interval
 
 
-def choose(database: str, queues, rate_limited: dict[str, Rate], limit: int, now) -> list:
-    """Lock and book up to ``limit`` jobs under a limit; return their ids.
+def choose(
+    database: str, backend: str, queues, rate_limited: dict[str, Rate], limit: int, now
+) -> list:
+    """Lock and book up to ``limit`` jobs of TASKS[``backend``] under a limit; return their ids.
 
     Runs inside the caller's transaction, which must mark the returned rows
     RUNNING before it commits.
     """
     limited_queues = [queue for queue in queues if queue in rate_limited]
     open_queues = _open_queues(database, limited_queues, now)
-    candidates = _candidates(database, queues, open_queues, limit, now)
+    candidates = _candidates(database, backend, queues, open_queues, limit, now)
     if not candidates:
         return []
     needs = {job[0]: _needs(job, rate_limited) for job in candidates}
@@ -117,13 +124,13 @@ def _open_queues(database, queues, now) -> list[str]:
     return [queue for queue in queues if QUEUE_PREFIX + queue not in blocked]
 
 
-def _candidates(database, queues, open_queues, limit, now) -> list[tuple]:
-    """Step 1: due READY rows under a limit, best first, locked SKIP LOCKED."""
+def _candidates(database, backend, queues, open_queues, limit, now) -> list[tuple]:
+    """Step 1: due READY rows of ``backend`` under a limit, best first, locked SKIP LOCKED."""
     under_limit = Q(limited=True, queue_name__in=queues)
     if open_queues:
         under_limit |= Q(queue_name__in=open_queues)
     jobs = Job.objects.using(database).filter(
-        under_limit, status=JobStatus.READY, available_at__lte=now
+        under_limit, status=JobStatus.READY, backend=backend, available_at__lte=now
     )
     # Jobs that would wait anyway are skipped in the scan. Both lists are
     # read first and passed as constants (a few tasks, and keys with RUNNING

@@ -131,7 +131,10 @@ class ClaimThread:
         except DatabaseError as error:
             # Left in slot.pending: the main thread tries again at exit.
             owner.health.failed("record", error)
-        except Exception:
+        except BaseException:  # noqa: BLE001 - the thread must not end unnoticed
+            # Not from a job (their failures, BaseExceptions included, are
+            # outcomes): a bug of the loop itself. The process is replaced
+            # rather than left a thread short with that thread's jobs RUNNING.
             logger.exception("worker %s: claim thread failed; recycling", owner.worker_id)
             owner.stop(recycle=True)
         finally:
@@ -186,7 +189,7 @@ class ClaimThread:
     def _claim(self, size):
         owner = self.owner
         return claim(
-            owner.database,
+            owner.backend.alias,
             owner.worker_id,
             owner.queues,
             size,
@@ -245,7 +248,11 @@ class ClaimThread:
             self.status[self.status_index] = started + job.timeout
         try:
             outcome = executor.run(job)
-        except Exception as error:  # noqa: BLE001 - e.g. a signal receiver raised
+        except BaseException as error:  # noqa: BLE001 - e.g. a signal receiver raised
+            # The executor records what the task raises; this is job code
+            # around it (a receiver, a hook). SystemExit and KeyboardInterrupt
+            # included: signals reach the main thread only, so in a claim
+            # thread they too come from job code, and fail only this attempt.
             outcome = self._crashed(job, error)
         finally:
             slot.current = None

@@ -7,6 +7,7 @@ worker writes a batch of them at once (djtasks.worker.outcomes).
 import asyncio
 import json
 import logging
+import threading
 import time
 from datetime import timedelta
 from inspect import iscoroutinefunction
@@ -18,7 +19,7 @@ from djtasks.compat import framework_of, normalize_json, signals_of
 from djtasks.errors import error_entry
 from djtasks.exceptions import MalformedJob, Retry
 from djtasks.results import standard_status, to_task_result
-from djtasks.retry import backoff_delay, should_retry
+from djtasks.retry import backoff_delay, recorded_error, should_retry
 from djtasks.worker.outcomes import Outcome
 
 logger = logging.getLogger("djtasks")
@@ -66,7 +67,7 @@ class Executor:
             value = self._call(task, job, result)
             value = _json_value(value)
         except BaseException as error:  # noqa: BLE001 - any failure is recorded
-            if isinstance(error, KeyboardInterrupt):
+            if _is_users_interrupt(error):
                 raise
             outcome = self._failed(job, task, result, error)
         else:
@@ -106,8 +107,9 @@ class Executor:
     def _failed(self, job, task, result, error):
         """Record a failed attempt; called inside the except block."""
         now = timezone.now()
-        entry = error_entry(error, job.attempts, self.worker_id, now)
         retry_at = self._retry_at(job, error, now)
+        recorded = recorded_error(error, retried=retry_at is not None)
+        entry = error_entry(recorded, job.attempts, self.worker_id, now)
         if retry_at is None:
             outcome = Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
         else:
@@ -150,6 +152,23 @@ class Executor:
         logger.error("job %s task=%s cannot run: %s", job.id, job.task_path, error)
         entry = error_entry(error, job.attempts, self.worker_id, now, f"{error}\n")
         return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
+
+
+def _is_users_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` may be a Ctrl-C to pass on rather than the task's failure.
+
+    Python delivers signals to the main thread only, so in a worker's claim
+    thread a KeyboardInterrupt can only come from the task's own code (a
+    ``raise KeyboardInterrupt``): it fails the attempt like any exception,
+    and the thread goes on. In the main thread (run_jobs() in a test) it may
+    be the person at the keyboard, and goes up as it does with the standard
+    ImmediateBackend. SystemExit and other BaseExceptions are always the
+    task's: nothing outside the task raises them here.
+    """
+    return (
+        isinstance(error, KeyboardInterrupt)
+        and threading.current_thread() is threading.main_thread()
+    )
 
 
 # Return values that are JSON as they are (most tasks return one of these).

@@ -109,7 +109,7 @@ def test_concurrent_claimers_skip_each_others_locked_rows():
 
 
 def _explain_claim(queues):
-    sql, params = claim_module._postgresql("explain-worker", queues, 100, timezone.now())
+    sql, params = claim_module._postgresql("default", "explain-worker", queues, 100, timezone.now())
     with connection.cursor() as cursor:
         # EXPLAIN without ANALYZE plans the UPDATE but does not run it.
         cursor.execute("EXPLAIN " + sql, params)
@@ -166,7 +166,7 @@ def test_claim_reaches_the_claimed_rows_by_key_in_a_small_table():
 def test_sqlite_claim_updates_the_chosen_rows_by_key():
     # Driven by the status index instead, each claim reads every ready row:
     # a drain then costs the square of the backlog.
-    sql, params = claim_module._sqlite(connection, "w", ["default"], 100, timezone.now())
+    sql, params = claim_module._sqlite(connection, "default", "w", ["default"], 100, timezone.now())
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
         plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
@@ -188,11 +188,13 @@ def test_sqlite_claim_reads_the_ready_index_whichever_django_made_it(condition):
         cursor.execute('DROP INDEX "djtasks_job_ready"')
         cursor.execute(
             'CREATE INDEX "djtasks_job_ready" ON "djtasks_job" '
-            f'("queue_name", "priority" DESC, "available_at") WHERE ({condition})'
+            f'("backend", "queue_name", "priority" DESC, "available_at") WHERE ({condition})'
         )
     job = tasks.noop.enqueue()
 
-    sql, params = claim_module._sqlite(connection, "w", ["default", "emails"], 10, timezone.now())
+    sql, params = claim_module._sqlite(
+        connection, "default", "w", ["default", "emails"], 10, timezone.now()
+    )
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
         plan = "\n".join(str(row[-1]) for row in cursor.fetchall())

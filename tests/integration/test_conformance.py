@@ -430,6 +430,20 @@ def test_system_check_warns_about_sqlite_without_immediate_transactions(monkeypa
     assert "transaction_mode" in messages[0].hint
 
 
+def test_system_check_reports_djtasks_missing_from_installed_apps(backend):
+    from django.conf import settings
+
+    without_djtasks = [app for app in settings.INSTALLED_APPS if app not in ("djtasks", "tests")]
+    with override_settings(INSTALLED_APPS=without_djtasks):
+        messages = list(backend.check())
+
+    [missing] = [m for m in messages if m.id == "djtasks.E005"]
+    assert missing.level == checks.ERROR
+    assert "'djtasks' is not in INSTALLED_APPS" in missing.msg
+    assert "Add 'djtasks' to INSTALLED_APPS" in missing.hint
+    assert [m.id for m in backend.check()] == []  # installed again
+
+
 def test_backend_check_is_also_reachable_through_the_standard_check(monkeypatch):
     # The standard framework registers a check that calls every backend's check().
     seen = []

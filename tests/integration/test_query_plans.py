@@ -1,8 +1,8 @@
 """Query plans on PostgreSQL: the hot statements keep their indexes with a big history.
 
 100,000 finished jobs (one INSERT ... SELECT generate_series, then ANALYZE),
-a few ready and running ones, and EXPLAIN (never run) of the claim, the
-completion, the rescue statements and the beat's queries. A Seq Scan on the
+a few ready and running ones (of two TASKS aliases), and EXPLAIN (never run)
+of the claim, the completion, the rescue statements and the beat's queries. A Seq Scan on the
 job table means the statement's cost grows with the history: it fails.
 """
 
@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.postgresql, pytest.mark.django_db]
 JOBS = Job._meta.db_table
 HISTORY = 100_000
 QUEUES = ["default", "emails", "other"]
+# The backlog is split between two TASKS aliases on this database.
+BACKENDS = ["default", "second"]
 
 # Finished rows, 1 in 10 the run of a schedule (so the schedule's index is
 # as big as a busy schedule's), spread over queues and a month.
@@ -72,10 +74,15 @@ def big_history(django_db_setup, django_db_blocker):
         )
         with connection.cursor() as cursor:
             cursor.execute(FILL, {"start": now - timedelta(days=30), "schedule": schedule.pk})
-        # A backlog, and a live worker with running jobs.
+        # A backlog, half of it another backend's in the same queues (see
+        # test_the_claim_reads_only_its_backends_part_of_the_index), and a
+        # live worker with running jobs.
         Worker.objects.create(id="live", hostname="h", pid=1)
         Job.objects.bulk_create(
-            [Job(task_path="tests.tasks.noop", queue_name=QUEUES[n % 3]) for n in range(1_000)]
+            [
+                Job(task_path="tests.tasks.noop", backend=BACKENDS[n % 2], queue_name=QUEUES[n % 3])
+                for n in range(1_000)
+            ]
             + [
                 Job(task_path="tests.tasks.noop", status=JobStatus.RUNNING, worker_id="live")
                 for _ in range(5)
@@ -113,13 +120,38 @@ def assert_no_scan_of_the_jobs(plan: str, *indexes: str) -> None:
 
 
 def test_the_claim_reads_the_ready_index(history):
-    sql, params = claim_module._postgresql("w", QUEUES, 100, history["now"])
+    sql, params = claim_module._postgresql("default", "w", QUEUES, 100, history["now"])
 
     plan = explain(sql, params)
 
     assert_no_scan_of_the_jobs(plan, "djtasks_job_ready")
     # The UPDATE reaches the claimed rows by primary key (see djtasks.worker.claim).
     assert "djtasks_job_pkey" in plan, plan
+
+
+@pytest.mark.parametrize("backend", ["default", "second"])
+def test_the_claim_reads_only_its_backends_part_of_the_index(history, backend):
+    sql, params = claim_module._postgresql(backend, "w", QUEUES, 100, history["now"])
+
+    plan = explain(sql, params)
+
+    assert_no_scan_of_the_jobs(plan, "djtasks_job_ready")
+    # The backend is a bound of the index scan, not a filter on the rows it
+    # read: a claim of "default" never walks past the ready rows of
+    # "second" in the same queues (nor the other way round).
+    index_conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert any("backend" in line for line in index_conditions), plan
+    assert not any("Filter" in line and "backend" in line for line in plan.splitlines()), plan
+
+
+def test_the_limited_claims_look_reads_the_limited_index(history):
+    with CaptureQueriesContext(connection) as captured:
+        claim_module._limited_due("default", "second", QUEUES, history["now"])
+    [query] = captured.captured_queries
+
+    plan = explain(query["sql"], None)
+
+    assert_no_scan_of_the_jobs(plan, "djtasks_job_ready_limited")
 
 
 def test_the_completion_reaches_rows_by_primary_key(history):

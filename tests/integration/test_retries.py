@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from djtasks.compat import TaskResultStatus
-from djtasks.models import Job
+from djtasks.models import Job, JobStatus
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +140,61 @@ def test_using_max_attempts_enables_retries(run_jobs, later):
 
     job = Job.objects.get(pk=result.id)
     assert (job.status, job.attempts) == ("FAILED", 2)
+
+
+def test_keyboard_interrupt_in_the_main_thread_goes_up_as_a_ctrl_c_would(run_jobs):
+    # run_jobs() runs the task in the caller's (main) thread, where a
+    # KeyboardInterrupt may be the person at the keyboard: not swallowed.
+    job_id = tasks.raises_base_exception.enqueue("KeyboardInterrupt").id
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs()
+
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING
+
+
+def test_system_exit_from_a_task_fails_the_job_even_in_the_main_thread(run_jobs):
+    job_id = tasks.raises_base_exception.enqueue("SystemExit").id
+
+    run_jobs()
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.errors[0]["exception_class_path"] == "builtins.SystemExit"
+
+
+@pytest.mark.parametrize("how", ["exc", "from"])
+def test_a_retry_that_uses_up_max_attempts_records_the_exception_it_was_for(run_jobs, later, how):
+    result = tasks.retries_for.enqueue(how, "gateway busy: try later")
+
+    run_jobs()
+    run_jobs(now=later)
+
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    # The retried attempt says it was retried; the last one names the cause,
+    # as Celery re-raises self.retry(exc=...)'s exc once retries run out.
+    assert [e.exception_class_path for e in result.errors] == [
+        "djtasks.exceptions.Retry",
+        "tests.tasks.GatewayBusy",
+    ]
+    assert result.errors[-1].exception_class is tasks.GatewayBusy
+    last_line = result.errors[-1].traceback.strip().splitlines()[-1]
+    assert last_line == "tests.tasks.GatewayBusy: gateway busy: try later"
+
+
+def test_a_retry_naming_no_exception_is_recorded_itself(run_jobs, later):
+    result = tasks.retries_for.enqueue("none")
+
+    run_jobs()
+    run_jobs(now=later)
+
+    result.refresh()
+    assert [e.exception_class_path for e in result.errors] == ["djtasks.exceptions.Retry"] * 2
+
+
+def test_retry_exc_must_be_an_exception():
+    from djtasks import Retry
+
+    with pytest.raises(TypeError, match="takes an exception, not str"):
+        Retry(exc="gateway busy")

@@ -46,6 +46,51 @@ def test_burst_runs_every_due_job_and_unregisters(run_worker):
     assert Worker.objects.get(pk=worker.worker_id).stopped_at is not None
 
 
+@pytest.mark.parametrize("kind", ["KeyboardInterrupt", "SystemExit", "TaskAbort"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_base_exception_from_a_task_fails_its_attempt_not_the_thread(run_worker, kind, threads):
+    bad = tasks.raises_base_exception.enqueue(kind).id
+    after = [tasks.add.enqueue(index, 1).id for index in range(5)]
+
+    worker, code = run_worker(threads=threads)
+
+    assert code == EXIT_STOPPED
+    job = Job.objects.get(pk=bad)
+    assert (job.status, job.attempts) == (JobStatus.FAILED, 1)
+    assert job.errors[0]["exception_class_path"].endswith(kind)
+    assert set(Job.objects.filter(pk__in=after).values_list("status", flat=True)) == {
+        JobStatus.SUCCESSFUL
+    }
+    assert worker.processed == 6
+
+
+def test_a_base_exception_with_attempts_left_is_retried(run_worker):
+    job_id = tasks.raises_base_exception_twice.enqueue("KeyboardInterrupt").id
+
+    run_worker()
+
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts) == (JobStatus.READY, 1)
+    assert job.available_at > job.last_attempted_at
+
+
+def test_a_receiver_raising_a_base_exception_fails_the_job_not_the_thread(run_worker):
+    def interrupting_receiver(sender, task_result, **kwargs):
+        if task_result.task.func is tasks.failing.func:
+            raise KeyboardInterrupt
+
+    signals.task_started.connect(interrupting_receiver, weak=False)
+    try:
+        broken = tasks.failing.enqueue().id
+        fine = tasks.noop.enqueue().id
+        run_worker()
+    finally:
+        signals.task_started.disconnect(interrupting_receiver)
+
+    assert Job.objects.get(pk=broken).status == JobStatus.FAILED
+    assert Job.objects.get(pk=fine).status == JobStatus.SUCCESSFUL
+
+
 def test_a_receiver_that_raises_fails_the_job_not_the_worker(run_worker):
     def broken_receiver(sender, task_result, **kwargs):
         if task_result.task.func is tasks.failing.func:

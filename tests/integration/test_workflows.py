@@ -47,7 +47,7 @@ def test_chain_enqueues_every_step_and_only_the_first_is_ready(backend):
     # Seen through the standard TaskResult, a WAITING step is READY.
     assert [result.status for result in flow.results] == ["READY"] * 3
     # WAITING rows are never claimed.
-    claimed = claim(backend.database, WORKER_ID, ["default"], 10, flow.results[0].enqueued_at)
+    claimed = claim(backend.alias, WORKER_ID, ["default"], 10, flow.results[0].enqueued_at)
     assert [claimed_job.id for claimed_job in claimed] == [uuid.UUID(flow.results[0].id)]
 
 
@@ -158,7 +158,7 @@ def test_each_step_of_a_group_after_a_group_gets_the_whole_list(run_jobs):
 def test_a_plain_batch_pays_no_workflow_query(backend, run_jobs):
     ids = [tasks.noop.enqueue().id for _ in range(3)]
     now = Job.objects.get(pk=ids[-1]).enqueued_at
-    jobs = claim(backend.database, WORKER_ID, ["default"], 10, now)
+    jobs = claim(backend.alias, WORKER_ID, ["default"], 10, now)
     outcomes = [Outcome(claimed.id, "SUCCESSFUL", None, attempt=1) for claimed in jobs]
 
     with CaptureQueriesContext(transaction.get_connection()) as queries:
@@ -266,7 +266,7 @@ def test_expiry_of_a_later_step_counts_from_its_release(run_jobs, later):
 
 def test_a_stale_outcome_does_not_advance_the_workflow(backend):
     flow = djtasks.chain(tasks.add.step(1, 2), tasks.double.step()).enqueue()
-    [claimed] = claim(backend.database, WORKER_ID, ["default"], 10, flow.results[0].enqueued_at)
+    [claimed] = claim(backend.alias, WORKER_ID, ["default"], 10, flow.results[0].enqueued_at)
 
     stale = Outcome(claimed.id, "SUCCESSFUL", None, 3, attempt=99, workflow_id=flow.id)
     record(backend.database, WORKER_ID, [stale])
@@ -295,7 +295,7 @@ def test_a_step_rescued_to_failed_fails_its_dependants(backend):
     flow = djtasks.chain(
         tasks.add.step(1, 2), tasks.double.step(), on_error=tasks.on_workflow_error.step()
     ).enqueue()
-    claim(backend.database, "dead-worker", ["default"], 10, flow.results[0].enqueued_at)
+    claim(backend.alias, "dead-worker", ["default"], 10, flow.results[0].enqueued_at)
 
     assert rescue.release_lost(backend.database, "dead-worker", "it was killed") == 1
 
@@ -305,7 +305,7 @@ def test_a_step_rescued_to_failed_fails_its_dependants(backend):
 
 def test_a_cancelled_step_handed_back_on_shutdown_fails_its_dependants(backend):
     flow = djtasks.chain(tasks.add.step(1, 2), tasks.double.step()).enqueue()
-    claim(backend.database, "stopping-worker", ["default"], 10, flow.results[0].enqueued_at)
+    claim(backend.alias, "stopping-worker", ["default"], 10, flow.results[0].enqueued_at)
     Job.objects.filter(pk=flow.results[0].id).update(
         cancel_requested_at=flow.results[0].enqueued_at
     )
@@ -367,8 +367,8 @@ def test_two_header_steps_recorded_at_once_release_the_callback_once(backend):
     header = [tasks.add.step(1, 1), tasks.add.step(2, 2)]
     flow = djtasks.chord(header, tasks.collect.step()).enqueue()
     now = flow.results[1].enqueued_at
-    [first] = claim(backend.database, "w1", ["default"], 1, now)
-    [second] = claim(backend.database, "w2", ["default"], 1, now)
+    [first] = claim(backend.alias, "w1", ["default"], 1, now)
+    [second] = claim(backend.alias, "w2", ["default"], 1, now)
     recorded, release = threading.Event(), threading.Event()
 
     def outcome(claimed, value):
