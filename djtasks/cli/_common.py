@@ -1,5 +1,6 @@
 """What several subcommands share: the backend option, queue names, job filters."""
 
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from djtasks import registry
@@ -29,6 +30,20 @@ def backend_of(options):
             f"TASKS[{alias!r}] is {type(backend).__name__}, not djtasks.backend.DatabaseBackend."
         )
     return backend
+
+
+def jobs_database(options) -> str:
+    """The database alias of --backend's jobs, without building the backend if it can.
+
+    Building a djtasks backend imports the enqueue path (psycopg among it),
+    a fair part of a probe's start-up on SQLite; the TASKS entry of the
+    plain DatabaseBackend says all `health` needs. Anything else (a
+    subclass, another backend) is built and checked as usual.
+    """
+    config = getattr(django_settings, "TASKS", {}).get(options["backend"])
+    if config is not None and config.get("BACKEND") == "djtasks.backend.DatabaseBackend":
+        return (config.get("OPTIONS") or {}).get("DATABASE", "default")
+    return backend_of(options).database
 
 
 def known_queues(backend) -> set[str]:

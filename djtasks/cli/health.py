@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
-    database = _common.backend_of(options).database
+    database = _common.jobs_database(options)
     # The name workers record (djtasks.worker.process uses socket.gethostname()).
     hostname = None if options["any_host"] else socket.gethostname()
     where = "on any host" if hostname is None else f"on host {hostname}"
