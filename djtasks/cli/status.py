@@ -18,19 +18,21 @@ def add_arguments(parser) -> None:
     _common.add_backend_argument(parser)
 
 
-def report(database: str, now) -> dict:
-    """Everything the subcommand shows, as plain data."""
+def report(database: str, now, configured=()) -> dict:
+    """Everything the subcommand shows, as plain data; ``configured`` queues show even if idle."""
+    idle = {"ready": 0, "due": 0, "oldest_due_age": None, "running": 0, "waiting": 0}
+    queues = {queue: dict(idle) for queue in configured} | figures.queues(database, now)
     return {
         "at": now.isoformat(),
-        "queues": figures.queues(database, now),
+        "queues": dict(sorted(queues.items())),
         "workers": figures.workers(database, now),
         "failures_last_hour": figures.failures_since(database, now - FAILURE_WINDOW),
     }
 
 
 def run(options, out) -> int:
-    database = _common.backend_of(options).database
-    data = report(database, timezone.now())
+    backend = _common.backend_of(options)
+    data = report(backend.database, timezone.now(), backend.queues or ())
     if options["json"]:
         out.write(json.dumps(data, indent=2))
     else:
@@ -45,7 +47,7 @@ def _text(data: dict) -> list[str]:
         f"oldest due {_age(q['oldest_due_age']):>8}  running {q['running']:>6,}  "
         f"waiting {q['waiting']:>6,}"
         for name, q in data["queues"].items()
-    ] or ["  (no ready, running or waiting jobs)"]
+    ] or ["  (no queue configured, and no ready, running or waiting job)"]
     lines.append("Workers:")
     lines += [
         f"  {w['host']}:{w['pid']:<8} heartbeat {_age(w['heartbeat_age'])} ago  "

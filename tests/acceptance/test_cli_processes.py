@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 def djtasks_command(fast_settings_dir):
     """Run ``manage.py djtasks *args`` in a subprocess with the workers' settings."""
 
-    def run(*args):
-        env = worker_environment(fast_settings_dir, database_url(connection.settings_dict))
+    def run(*args, url=None):
+        env = worker_environment(fast_settings_dir, url or database_url(connection.settings_dict))
         return subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "djtasks", *args],
             cwd=ROOT,
@@ -84,3 +84,12 @@ def test_health_follows_a_live_worker_and_its_sigkill(djtasks_command, start_wor
     dead = wait_for(unhealthy, 60, "health to report the killed worker")
     assert "beat within STALE_AFTER (2s)" in dead.stdout
     assert djtasks_command("health", "--any-host").returncode == 1
+
+
+def test_health_is_one_when_the_database_does_not_answer(djtasks_command):
+    # Port 1: nothing listens there, the connection is refused at once.
+    finished = djtasks_command("health", url="postgres://postgres@127.0.0.1:1/nothing")
+
+    assert finished.returncode == 1, finished
+    assert finished.stdout.startswith("unhealthy: the database did not answer")
+    assert len(finished.stdout.strip().splitlines()) == 1

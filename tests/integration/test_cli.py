@@ -73,6 +73,15 @@ def test_status_shows_queues_workers_and_recent_failures():
     assert "emails" in text and "alpha:41" in text and "Failures in the last hour: 4" in text
 
 
+def test_status_lists_idle_configured_queues():
+    data = json.loads(djtasks("status", "--json"))
+
+    assert sorted(data["queues"]) == ["default", "emails", "other"]
+    assert data["queues"]["other"] == {
+        "ready": 0, "due": 0, "oldest_due_age": None, "running": 0, "waiting": 0
+    }  # fmt: skip
+
+
 def test_status_counts_limited_ready_jobs_too():
     make("READY", queue="other", count=2, limited=True, rate_limit="1/s")
     make("READY", queue="other")
