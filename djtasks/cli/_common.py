@@ -5,9 +5,12 @@ from django.utils import timezone
 
 from djtasks import registry
 from djtasks.cli import BadInput
-from djtasks.compat import task_backends
+from djtasks.compat import FRAMEWORKS, task_backends
 from djtasks.management.arguments import duration
 from djtasks.models import Job, JobStatus, Worker
+
+# What task_backends[alias] raises for an alias TASKS does not define.
+UNKNOWN_BACKEND = tuple(framework["InvalidTaskBackend"] for framework in FRAMEWORKS)
 
 
 def add_backend_argument(parser) -> None:
@@ -23,7 +26,7 @@ def backend_of(options):
     alias = options["backend"]
     try:
         backend = task_backends[alias]
-    except Exception as error:  # noqa: BLE001 - the framework's error, told to the user
+    except UNKNOWN_BACKEND as error:
         raise BadInput(f"Unknown task backend {alias!r}: {error}") from None
     if not hasattr(backend, "database"):
         raise BadInput(
