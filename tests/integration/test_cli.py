@@ -139,6 +139,16 @@ def test_cancel_cancels_ready_jobs_and_asks_running_ones_to_stop():
     assert Job.objects.filter(status="READY", queue_name="default").count() == 1
 
 
+def test_a_filter_that_matches_nothing_changes_nothing_and_says_so():
+    make("READY", count=2)
+
+    assert djtasks("cancel", "--queue", "emails").strip() == (
+        "Cancelled 0 jobs; asked 0 running jobs to stop."
+    )
+    assert djtasks("retry", "--status", "FAILED").strip() == "Retried 0 jobs."
+    assert Job.objects.filter(status="READY").count() == 2
+
+
 def test_delete_removes_the_filtered_jobs():
     make("SUCCESSFUL", count=4)
     make("FAILED", count=1)
