@@ -71,6 +71,15 @@ DEFAULTS = {
     # The cron (in TIME_ZONE) of the built-in schedule "djtasks.prune" that
     # beat syncs and runs; None declares no such schedule.
     "PRUNE_SCHEDULE": "17 * * * *",
+    # The Prometheus endpoint (djtasks.urls, djtasks/metrics): staff users
+    # may always read it; a scraper sends "Authorization: Bearer <token>"
+    # with this token (None: staff only).
+    "METRICS_TOKEN": None,
+    # Seconds of recent history the endpoint's finished-job counts and
+    # attempt-duration histogram cover (a range of the finished_at index).
+    "METRICS_WINDOW": 300.0,
+    # Upper bounds, in seconds, of the attempt-duration histogram's buckets.
+    "METRICS_BUCKETS": (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
 }
 
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
-from django.urls import path
+from django.urls import include, path
 
 from example_project.demo import views
 from example_project.demo.favicon import favicon
@@ -13,6 +13,8 @@ urlpatterns = [
     path("jobs/<uuid:job_id>.json", views.job_json, name="job-json"),
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
+    # The Prometheus endpoint, /djtasks/metrics (staff or DJTASKS["METRICS_TOKEN"]).
+    path("djtasks/", include("djtasks.urls")),
 ]
 
 if settings.DEBUG:

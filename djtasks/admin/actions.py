@@ -21,25 +21,29 @@ def _operation_action(name, function, description, done_message):
     return admin.action(description=description, permissions=["change"])(action)
 
 
-def _retried(count):
+def retried(count):
     return ngettext("%d job put back to ready.", "%d jobs put back to ready.", count) % count
 
 
-def _ran_now(count):
+def ran_now(count):
     return ngettext("%d ready job will run now.", "%d ready jobs will run now.", count) % count
 
 
-def _cancelled(counts):
+def deleted(count):
+    return ngettext("%d job deleted.", "%d jobs deleted.", count) % count
+
+
+def cancelled(counts):
     cancelled, requested = counts
     return f"{cancelled} ready job(s) cancelled; stop requested for {requested} running job(s)."
 
 
-retry_jobs = _operation_action("retry_jobs", operations.retry, "Retry (fresh attempts)", _retried)
-cancel_jobs = _operation_action("cancel_jobs", operations.cancel, "Cancel", _cancelled)
-run_jobs_now = _operation_action("run_jobs_now", operations.run_now, "Run now", _ran_now)
+retry_jobs = _operation_action("retry_jobs", operations.retry, "Retry (fresh attempts)", retried)
+cancel_jobs = _operation_action("cancel_jobs", operations.cancel, "Cancel", cancelled)
+run_jobs_now = _operation_action("run_jobs_now", operations.run_now, "Run now", ran_now)
 
 OPERATIONS = {
-    "retry": (operations.retry, _retried),
-    "cancel": (operations.cancel, _cancelled),
-    "run-now": (operations.run_now, _ran_now),
+    "retry": (operations.retry, retried),
+    "cancel": (operations.cancel, cancelled),
+    "run-now": (operations.run_now, ran_now),
 }

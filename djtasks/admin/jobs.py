@@ -6,14 +6,15 @@ needs change permission.
 """
 
 import uuid
+from functools import partial
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from djtasks.admin import dashboard, schedules, workflows
+from djtasks.admin import argument_search, bulk, dashboard, schedules, workflows
 from djtasks.admin.actions import OPERATIONS, cancel_jobs, retry_jobs, run_jobs_now
 from djtasks.admin.backends import BackendFilter, djtasks_aliases
 from djtasks.admin.display import HEAVY_FIELDS, STATIC_CSS
@@ -50,7 +51,9 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
         "finished_at",
     )
     search_fields = ("task_path",)
-    search_help_text = "A job id, or part of a task path."
+    search_help_text = (
+        "A job id, part of a task path, or a value in the arguments: arg:42, kwarg:user_id=42."
+    )
     actions = [retry_jobs, cancel_jobs, run_jobs_now, "delete_selected"]
     ordering = ("-enqueued_at",)
     list_per_page = 50
@@ -126,7 +129,12 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         request._djtasks_changelist = True
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        if hasattr(response, "context_data") and "cl" in response.context_data:
+            # "Retry / cancel / delete all matching": djtasks.admin.bulk.
+            cl = response.context_data["cl"]
+            response.context_data["djtasks_bulk_links"] = bulk.links(self, request, cl)
+        return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
@@ -147,6 +155,12 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
         (then task_path IN (...) uses its index). Only a term that matches
         no registered task scans the stored paths.
         """
+        if argument_search.is_argument_search(search_term.strip()):
+            found = argument_search.search(queryset, search_term.strip())
+            if found is None:
+                self.message_user(request, argument_search.MALFORMED, messages.WARNING)
+                return queryset.none(), False
+            return found, False
         term = search_term.strip().lower()
         id_range = _id_range(term)
         if id_range is not None:
@@ -168,6 +182,11 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
                 "dashboard/",
                 self.admin_site.admin_view(self.dashboard_view),
                 name="djtasks_dashboard",
+            ),
+            path(
+                "bulk/<str:operation>/",
+                self.admin_site.admin_view(partial(bulk.bulk_view, self)),
+                name="djtasks_job_bulk",
             ),
             path(
                 "<path:object_id>/operate/<str:operation>/",

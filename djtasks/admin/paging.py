@@ -8,6 +8,7 @@ the count; when it expects few, the exact count is cheap and used instead.
 
 import json
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
@@ -21,7 +22,10 @@ def planner_estimate(queryset) -> int | None:
     connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None
-    sql, params = queryset.order_by().query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().query.sql_with_params()
+    except EmptyResultSet:
+        return 0  # queryset.none(), or a filter such as pk__in=[]: no SQL to plan
     with connection.cursor() as cursor:
         # EXPLAIN without ANALYZE only plans the query: it reads table
         # statistics, never the rows.

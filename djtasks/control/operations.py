@@ -15,6 +15,7 @@ from djtasks.models import ERROR_STAGE, JobStatus
 from djtasks.workflows import next_steps
 
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+CANCELLABLE = (JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING)
 
 
 def retry(jobs) -> int:
@@ -27,13 +28,21 @@ def retry(jobs) -> int:
     One UPDATE per task (budgets differ by task); returns how many jobs were
     put back.
     """
-    # A workflow step cancelled before it was released (waiting_for > 0)
-    # never got its input from the step before it: it cannot run alone.
-    retryable = jobs.filter(status__in=RETRYABLE).exclude(
-        workflow_id__isnull=False, waiting_for__gt=0
-    )
+    retryable = retryable_among(jobs)
     paths = retryable.order_by().values_list("task_path", flat=True).distinct()
     return sum(_retry_task(retryable.filter(task_path=path), path) for path in paths)
+
+
+def retryable_among(jobs):
+    """The jobs of ``jobs`` that retry() would put back."""
+    # A workflow step cancelled before it was released (waiting_for > 0)
+    # never got its input from the step before it: it cannot run alone.
+    return jobs.filter(status__in=RETRYABLE).exclude(workflow_id__isnull=False, waiting_for__gt=0)
+
+
+def cancellable_among(jobs):
+    """The jobs of ``jobs`` that cancel() would cancel or ask to stop."""
+    return jobs.filter(status__in=CANCELLABLE)
 
 
 def _retry_task(jobs, task_path: str) -> int:

@@ -152,3 +152,31 @@ def test_example_job_page_follows_the_job(browser, live_server, jobs):
     wait.until(lambda _: fill.size["width"] >= bar.size["width"] - 3)
     assert '"counted": 5' in browser.find_element(By.ID, "return-value").text
     browser.save_screenshot(str(SCREENSHOTS / "example-job-done.png"))
+
+
+def test_retry_all_matching_from_the_filtered_list(browser, live_server, django_user_model):
+    now = timezone.now()
+    Job.objects.bulk_create(
+        Job(task_path="tests.tasks.failing", status=JobStatus.FAILED, finished_at=now)
+        for _ in range(120)
+    )
+    Job.objects.create(task_path="tests.tasks.noop", status=JobStatus.FAILED, finished_at=now)
+    log_in(browser, live_server, django_user_model)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    browser.get(
+        f"{live_server.url}/admin/djtasks/job/?status__exact=FAILED&task=tests.tasks.failing"
+    )
+    # The admin's object tools show their labels in capitals: find the link by its URL.
+    browser.find_element(By.CSS_SELECTOR, "a.djtasks-bulk-link[href*='/bulk/retry/']").click()
+    WebDriverWait(browser, 20).until(lambda b: "Retry all" in b.page_source)
+    assert (
+        "Retry all 120 jobs matching this filter?"
+        in browser.find_element(By.CLASS_NAME, "djtasks-bulk-count").text
+    )
+    browser.save_screenshot(str(SCREENSHOTS / "admin-bulk-confirm.png"))
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit][value^='Yes']").click()
+
+    WebDriverWait(browser, 20).until(lambda b: "120 jobs put back to ready." in b.page_source)
+    assert Job.objects.filter(status=JobStatus.READY).count() == 120
+    assert Job.objects.get(task_path="tests.tasks.noop").status == JobStatus.FAILED

@@ -225,3 +225,64 @@ def test_the_beat_reads_schedules_and_jobs_by_index(history):
     # The previous run's check reads live jobs by an index (the planner
     # picks the status or the schedule one by their sizes), never the history.
     assert Job.objects.filter(schedule=history["schedule"], status="READY").count() == 1
+
+
+# --- the operator's figures (status, health, metrics) on 1,000,000 finished rows ---
+# Last in the module: the fixture below adds to the shared history, and the
+# tests above keep the 100,000 rows they were written for.
+
+MILLION = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def million_finished(big_history, django_db_blocker):
+    """The big history grown to a million finished rows, a few in the metrics window."""
+    now = big_history["now"]
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {JOBS} (
+                id, task_path, backend, queue_name, priority, args, kwargs, status,
+                enqueued_at, available_at, started_at, last_attempted_at, finished_at,
+                attempts, max_attempts, retry_policy, worker_id, worker_ids, errors
+            )
+            SELECT gen_random_uuid(), 'tests.tasks.noop', 'default',
+                   (ARRAY['default', 'emails', 'other'])[1 + n %% 3], 0, '[]', '{{}}',
+                   CASE WHEN n %% 10 = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END,
+                   t, t, t, t, t + interval '1 second',
+                   1, 1, '{{}}', 'gone-worker', '["gone-worker"]', '[]'
+            FROM generate_series(1, %(count)s) AS n,
+                 LATERAL (SELECT %(start)s::timestamptz + n * interval '2 seconds' AS t) AS at
+            """,
+            {"count": MILLION - HISTORY, "start": now - timedelta(days=21)},
+        )
+        cursor.execute(f"ANALYZE {JOBS}")
+        cursor.execute(f"SELECT count(*) FROM {JOBS} WHERE finished_at IS NOT NULL")
+        assert cursor.fetchone()[0] >= MILLION
+    return big_history
+
+
+def figure_statements(now) -> list[str]:
+    """Every statement of `status`, `health` and one metrics scrape."""
+    from djtasks import figures, metrics
+    from djtasks.cli import status
+
+    with CaptureQueriesContext(connection) as captured:
+        status.report("default", now)
+        figures.alive_workers("default", now).first()
+        figures.alive_workers("default", now, "h").first()
+        metrics.render()
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_the_figures_read_indexes_not_the_million_finished_rows(million_finished, db):
+    statements = figure_statements(timezone.now())
+
+    assert len(statements) >= 10, statements
+    plans = {sql: explain(sql, None) for sql in statements}
+    for sql, plan in plans.items():
+        assert f"Seq Scan on {JOBS}" not in plan, f"{sql}\n{plan}"
+    joined = "\n".join(plans.values())
+    # The backlog by its partial indexes, recent outcomes by finished_at.
+    for index in ("djtasks_job_ready", "djtasks_job_ready_limited", "djtasks_job_finished"):
+        assert index in joined, joined

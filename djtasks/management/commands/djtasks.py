@@ -10,6 +10,10 @@ BAD_INPUT = 2
 
 class Command(BaseCommand):
     help = "Operate djtasks: see the subcommands below (manage.py djtasks SUBCOMMAND --help)."
+    # No system checks first: they load the URLconf and every admin, which
+    # would double the time of `health`, a probe run every few seconds.
+    # The subcommands check what they use themselves (queues, task paths).
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         commands = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
