@@ -66,6 +66,7 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
             {
                 "fields": (
                     "status_column",
+                    "waiting_column",
                     "task_path",
                     "queue_name",
                     "priority",
