@@ -138,7 +138,8 @@ def settle(database: str, worker_id: str, jobs, exclude_digest: str) -> list[Out
             failed.append(_failed(job, found.message, worker_id, now))
         else:
             waiting.append(job)
-            logger.info(
+            # Debug per job: a backlog of such jobs comes back every few seconds.
+            logger.debug(
                 "job %s task=%s queue=%s: task not known to worker %s; handed back (%s)",
                 job.id,
                 job.task_path,
@@ -147,6 +148,13 @@ def settle(database: str, worker_id: str, jobs, exclude_digest: str) -> list[Out
                 found.message,
             )
     if waiting:
+        logger.info(
+            "worker %s handed back %d job(s) of task(s) it lacks (%s) for %g s",
+            worker_id,
+            len(waiting),
+            ", ".join(sorted({job.task_path for job in waiting})),
+            HAND_BACK_DELAY,
+        )
         retry_at = now + timedelta(seconds=HAND_BACK_DELAY)
         rescue.hand_back(database, worker_id, [job.id for job in waiting], available_at=retry_at)
     return failed
