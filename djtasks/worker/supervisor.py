@@ -64,9 +64,10 @@ class Child:
         # Shared with the child: the job each of its threads runs.
         self.inflight = inflight
         self.kill_reason = None
-        # The jobs past their timeout when the supervisor killed the child:
-        # their attempt ended through the timeout and counts.
-        self.timed_out = []
+        # The claim threads whose job was past its timeout when the
+        # supervisor killed the child: those attempts ended through their
+        # timeout and count.
+        self.timed_out_threads = []
 
     def wedged(self, now: float) -> bool:
         """Whether the child is unresponsive with a job past its timeout."""
@@ -253,9 +254,7 @@ class Supervisor:
                     "killed by the supervisor: a job was past its timeout and the "
                     "process did not respond (a task holding the GIL?)"
                 )
-                if child.inflight is not None:
-                    jobs = (child.inflight.job_id(index) for index in child.overdue_threads(now))
-                    child.timed_out = [job_id for job_id in jobs if job_id is not None]
+                child.timed_out_threads = child.overdue_threads(now)
                 logger.error(
                     "worker process %s (pid %d) %s",
                     child.worker_id,
@@ -287,10 +286,13 @@ class Supervisor:
         (or finished, unrecorded) and goes back to READY uncounted.
         """
         worker_id = child.worker_id
-        running = child.inflight.job_ids() if child.inflight is not None else None
-        timed_out = [job_id for job_id in child.timed_out if running and job_id in running]
-        if running is not None:
-            running = [job_id for job_id in running if job_id not in timed_out]
+        # Without a board nobody knows what ran: every RUNNING job is lost.
+        running, timed_out = None, []
+        if child.inflight is not None:
+            # Read once the child is dead (see djtasks.worker.inflight_board).
+            timed_out = [child.inflight.job_id(index) for index in child.timed_out_threads]
+            timed_out = [job_id for job_id in timed_out if job_id is not None]
+            running = [job_id for job_id in child.inflight.job_ids() if job_id not in timed_out]
         try:
             rescue.release_lost(self.database, worker_id, reason, job_ids=timed_out, counted=True)
             rescue.release_lost(self.database, worker_id, reason, job_ids=running)

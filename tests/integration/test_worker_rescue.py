@@ -272,3 +272,34 @@ def test_a_retry_of_a_job_cancelled_while_running_ends_cancelled():
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+
+
+# transaction=True: the supervisor closes its connections when it is done.
+@pytest.mark.django_db(transaction=True)
+def test_a_child_killed_for_a_job_past_its_timeout_counts_only_that_attempt():
+    import multiprocessing
+
+    from djtasks.worker.inflight_board import InFlightBoard
+    from djtasks.worker.supervisor import Child, Supervisor
+
+    overdue = run(tasks.noop, worker_id="w-wedged")  # max_attempts=1
+    sibling = run(tasks.noop, worker_id="w-wedged")
+    unstarted = run(tasks.noop, worker_id="w-wedged")
+    board = InFlightBoard(multiprocessing.get_context("fork"), 2)
+    board.running(0, overdue.pk)
+    board.running(1, sibling.pk)
+    child = Child(process=None, worker_id="w-wedged", status=[0.0, 1.0, 0.0], inflight=board)
+    child.timed_out_threads = [0]
+
+    Supervisor()._release(child, "worker process 1 died (killed by the supervisor)")
+
+    rows = Job.objects.in_bulk([overdue.pk, sibling.pk, unstarted.pk])
+    # The job over its timeout used its one attempt, as a timeout does.
+    assert rows[overdue.pk].status == JobStatus.FAILED
+    assert rows[overdue.pk].lost_attempts == 0
+    # Its sibling was lost through no fault of its own: it runs again.
+    assert rows[sibling.pk].status == JobStatus.READY
+    assert (rows[sibling.pk].lost_attempts, rows[sibling.pk].max_attempts) == (1, 2)
+    # The one that never started is handed back uncounted.
+    assert rows[unstarted.pk].status == JobStatus.READY
+    assert (rows[unstarted.pk].attempts, rows[unstarted.pk].errors) == (0, [])
