@@ -39,6 +39,7 @@ class WorkerTasks:
 
     worker_id: str
     tasks: frozenset
+    queues: frozenset
     live: bool
     # When it was last known to be up: its stop, or its last heartbeat.
     last_seen: datetime
@@ -68,22 +69,27 @@ class TaskKnowledge:
                 WorkerTasks(
                     worker_id=worker_id,
                     tasks=frozenset(tasks or ()),
+                    queues=frozenset(queues or ()),
                     live=stopped_at is None and heartbeat_at >= live_after,
                     last_seen=stopped_at or heartbeat_at,
                 )
-                for worker_id, tasks, stopped_at, heartbeat_at in rows.values_list(
-                    "id", "tasks", "stopped_at", "last_heartbeat_at"
+                for worker_id, tasks, queues, stopped_at, heartbeat_at in rows.values_list(
+                    "id", "tasks", "queues", "stopped_at", "last_heartbeat_at"
                 )
             ]
         )
 
-    def live_runners(self, task_path: str) -> list[str]:
-        """The live workers that have the task."""
-        return [w.worker_id for w in self.workers if w.live and task_path in w.tasks]
+    def live_runners(self, task_path: str, queue: str) -> list[str]:
+        """The live workers that have the task and take the queue."""
+        return [
+            w.worker_id
+            for w in self.workers
+            if w.live and task_path in w.tasks and queue in w.queues
+        ]
 
-    def last_runner(self, task_path: str) -> WorkerTasks | None:
-        """The worker that had the task and was seen last, or None."""
-        knew = [w for w in self.workers if task_path in w.tasks]
+    def last_runner(self, task_path: str, queue: str) -> WorkerTasks | None:
+        """The worker that had the task and took the queue, seen last; or None."""
+        knew = [w for w in self.workers if task_path in w.tasks and queue in w.queues]
         return max(knew, key=lambda w: w.last_seen, default=None)
 
 
@@ -101,19 +107,19 @@ class Verdict:
 def verdict(job, knowledge: TaskKnowledge, now: datetime, grace: float) -> Verdict:
     """Decide for ``job`` (a claimed job or a Job row) whose task this worker lacks."""
     path = job.task_path
-    runners = knowledge.live_runners(path)
+    runners = knowledge.live_runners(path, job.queue_name)
     if runners:
         return Verdict(runners, None, False, f"live worker(s) {', '.join(runners)} have {path}")
-    last = knowledge.last_runner(path)
+    last = knowledge.last_runner(path, job.queue_name)
     since = job.run_after or job.enqueued_at
     if last is not None:
         since = max(since, last.last_seen)
         seen = f"worker {last.worker_id} had it until {last.last_seen.isoformat()}"
     else:
-        seen = "no worker seen since the job was enqueued had it"
+        seen = f"no worker on queue {job.queue_name!r} seen lately had it"
     deadline = since + timedelta(seconds=grace)
     fails = now >= deadline
-    message = f"{path!r} is not a registered task of any live worker ({seen}); " + (
+    message = f"{path!r} is not a registered task of any live worker of its queue ({seen}); " + (
         f"none had it for UNKNOWN_TASK_GRACE ({grace:g} s). Check the task path, "
         "or deploy workers with the code that defines it."
         if fails

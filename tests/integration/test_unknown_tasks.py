@@ -52,7 +52,10 @@ def test_the_job_fails_once_no_live_worker_had_its_task_for_the_grace(burst_work
     assert job.status == JobStatus.FAILED and job.attempts == 1
     [error] = job.errors
     assert error["exception_class_path"] == "djtasks.exceptions.UnknownTask"
-    assert f"{NEW_TASK!r} is not a registered task of any live worker" in error["traceback"]
+    assert (
+        f"{NEW_TASK!r} is not a registered task of any live worker of its queue"
+        in error["traceback"]
+    )
 
 
 def test_a_live_worker_with_the_task_keeps_the_job_waiting_for_it(burst_worker, settings):

@@ -13,12 +13,13 @@ PATH = "app.tasks.new_task"
 @dataclass
 class FakeJob:
     task_path: str = PATH
+    queue_name: str = "default"
     enqueued_at: datetime = NOW - timedelta(minutes=1)
     run_after: datetime | None = None
 
 
-def worker(worker_id, tasks, live=True, seen=NOW):
-    return WorkerTasks(worker_id, frozenset(tasks), live, seen)
+def worker(worker_id, tasks, live=True, seen=NOW, queues=("default",)):
+    return WorkerTasks(worker_id, frozenset(tasks), frozenset(queues), live, seen)
 
 
 def test_a_live_worker_with_the_task_means_wait_without_a_deadline():
@@ -39,7 +40,7 @@ def test_a_task_no_worker_ever_had_fails_a_grace_after_the_enqueue():
     assert not waiting.fails and waiting.deadline == NOW + timedelta(seconds=1)
     assert "fails at" in waiting.message
     assert failing.fails
-    assert "is not a registered task of any live worker" in failing.message
+    assert "is not a registered task of any live worker of its queue" in failing.message
     assert "UNKNOWN_TASK_GRACE (600 s)" in failing.message
 
 
@@ -68,3 +69,13 @@ def test_a_grace_of_zero_fails_at_once_when_no_live_worker_has_the_task():
     found = verdict(FakeJob(), TaskKnowledge([worker("dead", [PATH], live=False)]), NOW, 0)
 
     assert found.fails
+
+
+def test_a_worker_with_the_task_on_another_queue_does_not_count():
+    knowledge = TaskKnowledge([worker("elsewhere", [PATH], queues=["reports"])])
+
+    found = verdict(FakeJob(), knowledge, NOW, GRACE)
+
+    assert found.runners == [] and found.deadline == FakeJob().enqueued_at + timedelta(
+        seconds=GRACE
+    )
