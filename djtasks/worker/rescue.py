@@ -115,13 +115,16 @@ RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.w
 
 # PostgreSQL, the jobs of one worker known to be dead (its supervisor saw
 # the process exit). The status guard leaves alone jobs that finished or
-# were rescued meanwhile.
-PG_RELEASE_LOST = f"""
+# were rescued meanwhile. PG_RELEASE_COUNTED: the same for the job past its
+# timeout that made the supervisor kill the process (its attempt counts).
+_PG_RELEASE = f"""
 UPDATE {JOBS} AS job SET {{lost_set}}
-WHERE job.worker_id = %(worker_id)s AND job.status = 'RUNNING' {{only}}
+WHERE job.worker_id = %(worker_id)s AND job.status = 'RUNNING' {{{{only}}}}
 RETURNING job.id, job.task_path, job.queue_name, job.status, job.attempts, job.worker_id,
     job.workflow_id, job.workflow_stage
 """
+PG_RELEASE_LOST = _PG_RELEASE.format(lost_set=_PG_UNCOUNTED)
+PG_RELEASE_COUNTED = _PG_RELEASE.format(lost_set=_PG_COUNTED)
 
 # PostgreSQL, hand-back: undo the claim's bookkeeping of the attempt
 # ("jsonb - int" drops the last worker id). Only this worker's RUNNING rows
@@ -171,13 +174,6 @@ _SQLITE_COUNTED = _SQLITE_LOST_SET.format(
     grow=0,
     path=WORKER_LOST,
 )
-# (PostgreSQL?, counted?) -> the SET clause of RELEASE_LOST.
-_LOST_SETS = {
-    (True, False): _PG_UNCOUNTED,
-    (True, True): _PG_COUNTED,
-    (False, False): _SQLITE_UNCOUNTED,
-    (False, True): _SQLITE_COUNTED,
-}
 
 # SQLite has no row locks: the statement runs in a write transaction that
 # holds the database lock from BEGIN (transaction_mode IMMEDIATE), so no
@@ -195,11 +191,13 @@ WHERE status = 'RUNNING' AND id IN (
 RETURNING id, task_path, queue_name, status, attempts, worker_id, workflow_id, workflow_stage
 """
 
-SQLITE_RELEASE_LOST = f"""
+_SQLITE_RELEASE = f"""
 UPDATE {JOBS} SET {{lost_set}}
-WHERE worker_id = %(worker_id)s AND status = 'RUNNING' {{only}}
+WHERE worker_id = %(worker_id)s AND status = 'RUNNING' {{{{only}}}}
 RETURNING id, task_path, queue_name, status, attempts, worker_id, workflow_id, workflow_stage
 """
+SQLITE_RELEASE_LOST = _SQLITE_RELEASE.format(lost_set=_SQLITE_UNCOUNTED)
+SQLITE_RELEASE_COUNTED = _SQLITE_RELEASE.format(lost_set=_SQLITE_COUNTED)
 
 SQLITE_HAND_BACK = f"""
 UPDATE {JOBS} SET
@@ -244,7 +242,8 @@ def release_lost(
     if job_ids is not None and not job_ids:
         return 0
     params = {"worker_id": worker_id, "reason": reason}
-    rows = _lost(database, "RELEASE_LOST", params, timezone.now(), job_ids, counted)
+    name = "RELEASE_COUNTED" if counted else "RELEASE_LOST"
+    rows = _lost(database, name, params, timezone.now(), job_ids)
     _log_lost(rows)
     return len(rows)
 
@@ -282,7 +281,7 @@ def hand_back(database: str, worker_id: str, job_ids=None, keep=(), available_at
     return count
 
 
-def _lost(database, name, params, now, job_ids=None, counted=False):
+def _lost(database, name, params, now, job_ids=None):
     connection = connections[database]
     vendor = connection.vendor
     params = {
@@ -294,11 +293,11 @@ def _lost(database, name, params, now, job_ids=None, counted=False):
     if "stale_before" in params:
         params["stale_before"] = _stamp(connection, params["stale_before"])
     sql = globals()[("PG_" if vendor == "postgresql" else "SQLITE_") + name]
-    if name == "RELEASE_LOST":
+    if name.startswith("RELEASE_"):
         only = ""
         if job_ids is not None:
             only = " AND " + _id_test(vendor, params, "only_ids", job_ids, negate=False)
-        sql = sql.format(only=only, lost_set=_LOST_SETS[vendor == "postgresql", counted])
+        sql = sql.format(only=only)
     with transaction.atomic(using=database), connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
