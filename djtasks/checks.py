@@ -2,7 +2,9 @@
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
+from djtasks import conf
 from djtasks.compat import PRIMARY
 from djtasks.limits import queue_rate_limits
 
@@ -51,3 +53,22 @@ def check_queue_rate_limits(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.compatibility)
+def check_worker_loss_settings(app_configs=None, **kwargs):
+    """MAX_LOST_ATTEMPTS and UNKNOWN_TASK_GRACE have the types workers expect."""
+    found = []
+    for read, hint, check_id in (
+        (conf.max_lost_attempts, 'For example DJTASKS["MAX_LOST_ATTEMPTS"] = 3.', "djtasks.E006"),
+        (
+            conf.unknown_task_grace,
+            'For example DJTASKS["UNKNOWN_TASK_GRACE"] = timedelta(minutes=10).',
+            "djtasks.E007",
+        ),
+    ):
+        try:
+            read()
+        except ImproperlyConfigured as error:
+            found.append(checks.Error(str(error), hint=hint, id=check_id))
+    return found

@@ -11,6 +11,7 @@ Per-backend settings live in the backend's ``OPTIONS`` in ``TASKS``
 from datetime import timedelta
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS = {
     # Seconds an idle worker waits between two polls when no NOTIFY wakes it
@@ -23,6 +24,15 @@ DEFAULTS = {
     "STALE_AFTER": 30.0,
     # Seconds between two rescue passes of a worker process.
     "RESCUE_INTERVAL": 10.0,
+    # A job whose worker died while running it (SIGKILL, OOM, a host lost)
+    # runs again without using up max_attempts, unless it has now taken its
+    # worker down this many times: then it is a poison job and ends FAILED.
+    "MAX_LOST_ATTEMPTS": 3,
+    # A claimed job of a task this worker does not have is handed back for a
+    # worker that has it (a rolling deploy). It fails with UnknownTask once
+    # no live worker has known the task for this long (a timedelta or
+    # seconds), counted from its enqueue (or run_after) at the earliest.
+    "UNKNOWN_TASK_GRACE": timedelta(minutes=10),
     # The largest number of jobs one claim statement hands out.
     "MAX_CLAIM_BATCH": 100,
     # The largest JSON payload (args + kwargs, in bytes) enqueue accepts.
@@ -94,3 +104,26 @@ class Settings:
 
 
 settings = Settings()
+
+
+def max_lost_attempts() -> int:
+    """DJTASKS["MAX_LOST_ATTEMPTS"], checked: a whole number of at least 1."""
+    value = settings.MAX_LOST_ATTEMPTS
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(
+            f'DJTASKS["MAX_LOST_ATTEMPTS"] must be a whole number of at least 1, not {value!r}.'
+        )
+    return value
+
+
+def unknown_task_grace() -> float:
+    """DJTASKS["UNKNOWN_TASK_GRACE"] in seconds, checked: a timedelta or seconds, not negative."""
+    value = settings.UNKNOWN_TASK_GRACE
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ImproperlyConfigured(
+            'DJTASKS["UNKNOWN_TASK_GRACE"] must be a timedelta or a number of seconds '
+            f"(not negative), not {settings.UNKNOWN_TASK_GRACE!r}."
+        )
+    return float(value)

@@ -52,6 +52,12 @@ class Worker(models.Model):
     backend = models.CharField(max_length=100, default="default")
     queues = models.JSONField(default=list)
     concurrency = models.PositiveIntegerField(default=1)
+    # The task paths this worker can run, sorted, and a digest of that list
+    # (workers of one deploy share it). NULL and "": a worker of a version
+    # that did not report its tasks. Both have database defaults, so such a
+    # worker can still register during a rolling upgrade.
+    tasks = models.JSONField(null=True, blank=True)
+    task_digest = models.CharField(max_length=64, blank=True, default="", db_default="")
     started_at = models.DateTimeField(default=timezone.now)
     last_heartbeat_at = models.DateTimeField(default=timezone.now)
     stopped_at = models.DateTimeField(null=True, blank=True)
@@ -177,6 +183,13 @@ class Job(models.Model):
     # every database.
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
+    # Attempts lost with their worker (djtasks.worker.rescue). Such an
+    # attempt stays in ``attempts`` (it did start) but gives its place in
+    # max_attempts back; after MAX_LOST_ATTEMPTS of them the job fails as a
+    # poison job. A column, not a count of WorkerLost entries in ``errors``,
+    # so the rescue compares it in plain SQL; an admin retry resets it.
+    # db_default: rows inserted by an older enqueuer during an upgrade.
+    lost_attempts = models.PositiveIntegerField(default=0, db_default=0)
     # Backoff and retry_on, as given to the task (see djtasks.retry).
     retry_policy = models.JSONField(default=dict, blank=True)
     # Hard time limit of one attempt, in seconds.

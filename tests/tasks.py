@@ -444,11 +444,13 @@ def chord_callback(context, results):
 # --- appended by the reliability helper ---------------------------------------
 
 
-@djtasks.task(takes_context=True, max_attempts=100)
+@standard_task(takes_context=True)
 def chaos_step(context, seconds=0.0):
     """One job of the chaos and soak runs: note the execution, then work a little.
 
-    Many attempts: every SIGKILL of the process running it costs one.
+    A standard task, so max_attempts 1: a SIGKILL of the process running it
+    costs no attempt (the lost attempt gives its place back), so every job
+    must still end SUCCESSFUL.
     """
     _ledger(context, "chaos")
     if seconds:
@@ -494,3 +496,25 @@ def retries_for(how, message="gateway busy"):
         if how == "from":
             raise djtasks.Retry(delay=1) from error
         raise djtasks.Retry(delay=1) from None
+
+
+# --- appended for lost workers and rolling deploys (issue 15) ------------------
+
+
+@standard_task(takes_context=True)
+def std_slow_first_attempt(context, seconds=30.0):
+    """A standard task (max_attempts 1): the first attempt hangs, to be killed."""
+    _ledger(context, "start")
+    if context.attempt == 1:
+        time.sleep(seconds)
+    return context.attempt
+
+
+@standard_task(takes_context=True)
+def kills_its_worker(context):
+    """A poison job: takes its worker process down on every attempt."""
+    import os
+    import signal
+
+    _ledger(context, "poison")
+    os.kill(os.getpid(), signal.SIGKILL)

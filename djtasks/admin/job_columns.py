@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
-from djtasks.admin import workflows
+from djtasks.admin import waiting, workflows
 from djtasks.admin.display import (
     format_duration,
     job_link,
@@ -55,7 +55,17 @@ class JobColumns:
 
     @admin.display(description="attempts")
     def attempts_column(self, job):
-        return f"{job.attempts}/{job.max_attempts}"
+        # A lost attempt gave its place in max_attempts back (djtasks.worker.rescue).
+        lost = f" ({job.lost_attempts} lost with its worker)" if job.lost_attempts else ""
+        return f"{job.attempts}/{job.max_attempts}{lost}"
+
+    @admin.display(description="why it waits")
+    def waiting_column(self, job):
+        found = waiting.reasons(job)
+        if not found:
+            return "-"
+        items = format_html_join("", "<li>{}</li>", ((reason,) for reason in found))
+        return format_html("<ul>{}</ul>", items)
 
     @admin.display(description="duration")
     def duration_column(self, job):

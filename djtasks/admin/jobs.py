@@ -71,6 +71,7 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
             {
                 "fields": (
                     "status_column",
+                    "waiting_column",
                     "task_path",
                     "queue_name",
                     "priority",

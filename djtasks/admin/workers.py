@@ -69,6 +69,7 @@ class WorkerAdmin(admin.ModelAdmin):
         "heartbeat_age",
         "state_column",
         "running_count",
+        "tasks_count",
     )
     list_filter = (StateFilter, BackendFilter, "hostname")
     search_fields = ("id", "hostname")
@@ -85,6 +86,8 @@ class WorkerAdmin(admin.ModelAdmin):
         "stopped_at",
         "state_column",
         "running_jobs",
+        "task_digest",
+        "tasks_column",
     )
     readonly_fields = fields
 
@@ -133,6 +136,22 @@ class WorkerAdmin(admin.ModelAdmin):
     @admin.display(description="running", ordering="running")
     def running_count(self, worker):
         return worker.running
+
+    @admin.display(description="tasks")
+    def tasks_count(self, worker):
+        if worker.tasks is None:
+            return "-"
+        return f"{len(worker.tasks)} ({worker.task_digest[:8]})"
+
+    @admin.display(description="tasks it runs")
+    def tasks_column(self, worker):
+        if worker.tasks is None:
+            return "Not reported (a worker of an older djtasks)."
+        if not worker.tasks:
+            return "None."
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((path,) for path in worker.tasks))
+        )
 
     @admin.display(description="running jobs")
     def running_jobs(self, worker):

@@ -22,7 +22,9 @@ def retry(jobs) -> int:
     """Put failed or cancelled jobs back to READY with a fresh attempt budget.
 
     The attempt counter and the errors of earlier attempts are kept (they
-    are the job's history); max_attempts grows by the task's budget instead.
+    are the job's history); max_attempts grows by the task's budget instead,
+    and the count of attempts lost with their worker starts again from 0 (a
+    person decided the job deserves another try, poison or not).
     A workflow step runs again alone: the steps it cancelled when it failed
     stay cancelled (see docs/workflows.md).
     One UPDATE per task (budgets differ by task); returns how many jobs were
@@ -70,6 +72,7 @@ def _put_back(jobs, task_path: str) -> int:
     return jobs.update(
         status=JobStatus.READY,
         max_attempts=F("attempts") + _budget(task_path),
+        lost_attempts=0,
         available_at=timezone.now(),
         started_at=None,
         finished_at=None,

@@ -13,10 +13,11 @@ import time
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
+from djtasks import registry
 from djtasks.conf import settings
 from djtasks.errors import class_path, error_entry
 from djtasks.exceptions import Cancelled
-from djtasks.worker import outages, rescue
+from djtasks.worker import heartbeat, outages, rescue, unknown_tasks
 from djtasks.worker.claim import claim
 from djtasks.worker.claim_limited import LimitedGate
 from djtasks.worker.executor import JOB_FORMAT, Executor, job_fields
@@ -97,6 +98,10 @@ class ClaimThread:
         self.limited_gate = LimitedGate(owner.poll_interval)
         # Decided once: building a start line per job costs when nobody reads it.
         self._log_starts = logger.isEnabledFor(logging.INFO)
+        # Claimed jobs of tasks this process lacks, to hand back or fail
+        # (djtasks.worker.unknown_tasks); kept until that is written, so a
+        # database error leaves none of them RUNNING here for ever.
+        self.unknown = []
 
     def run(self) -> None:
         owner = self.owner
@@ -109,6 +114,8 @@ class ClaimThread:
                 # finds nothing makes the wait below return at once.
                 rings = owner.doorbell.rings
                 try:
+                    if self.unknown:
+                        self._settle_unknown()
                     jobs = self._next_batch(sizer)
                     if jobs:
                         self._run_batch(executor, sizer, jobs)
@@ -219,11 +226,16 @@ class ClaimThread:
                         workflow_id=job.workflow_id,
                     )
                 )
+            elif not registry.is_registered(job.task_path):
+                # A task of a newer deploy (or a typo): not run here.
+                self.unknown.append(job)
             else:
                 pending.append(self._run_one(executor, job))
             ran += 1
         sizer.observe(ran, time.monotonic() - started)
         self.processed += ran
+        if self.unknown:
+            self._settle_unknown()
         unstarted = slot.take_waiting()
         if unstarted:
             # Stopping: record what ran (the next claim will not), and the
@@ -231,6 +243,14 @@ class ClaimThread:
             self._record()
             owner.budget.give_back(len(unstarted))
             rescue.hand_back(owner.database, owner.worker_id, [job.id for job in unstarted])
+
+    def _settle_unknown(self) -> None:
+        """Hand back (or fail) the claimed jobs of tasks this process lacks."""
+        owner = self.owner
+        digest = heartbeat.task_digest(owner.tasks)
+        failed = unknown_tasks.settle(owner.database, owner.worker_id, self.unknown, digest)
+        self.slot.pending.extend(failed)
+        self.unknown.clear()
 
     def _run_one(self, executor, job) -> Outcome:
         if self._log_starts:

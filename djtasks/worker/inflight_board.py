@@ -37,6 +37,12 @@ class InFlightBoard:
         start = index * ID_BYTES
         self.cells[start : start + ID_BYTES] = _EMPTY
 
+    def job_id(self, index: int) -> uuid.UUID | None:
+        """The job thread ``index`` runs, or None."""
+        start = index * ID_BYTES
+        cell = self.cells.raw[start : start + ID_BYTES]
+        return None if cell == _EMPTY else uuid.UUID(bytes=cell)
+
     def job_ids(self) -> list[uuid.UUID]:
         """The jobs running now (after the child died: when it died)."""
         raw = self.cells.raw

@@ -95,6 +95,8 @@ class WorkerProcess:
         # Shared with the supervisor: which job each thread runs (see
         # djtasks.worker.inflight_board), or None.
         self.inflight = inflight
+        # The task paths this process can run, as its Worker row lists them.
+        self.tasks = []
         # Jobs taken from behind a slow job, still to be handed back.
         self.handing_back = []
         self.parent_pid = os.getppid()
@@ -313,18 +315,28 @@ class WorkerProcess:
     # --- chores --------------------------------------------------------------
 
     def _register(self) -> None:
+        self.tasks = registry.registered_paths()
         heartbeat.register(
             self.database,
             self.worker_id,
             backend=self.backend.alias,
             queues=self.queues,
             concurrency=self.threads,
+            tasks=self.tasks,
         )
 
     def _heartbeat(self) -> None:
         if not heartbeat.beat(self.database, self.worker_id):
             logger.warning("worker %s: its row was gone or stopped; re-registering", self.worker_id)
             self._register()
+            return
+        # A task module imported after the start (by a job naming one of its
+        # tasks) adds tasks: other workers read the list to decide whether a
+        # job of a task they lack has a worker (djtasks.worker.unknown_tasks).
+        tasks = registry.registered_paths()
+        if tasks != self.tasks:
+            heartbeat.update_tasks(self.database, self.worker_id, tasks)
+            self.tasks = tasks
 
     def _rescue(self) -> None:
         last_fault = self.health.last_fault

@@ -64,13 +64,25 @@ class Child:
         # Shared with the child: the job each of its threads runs.
         self.inflight = inflight
         self.kill_reason = None
+        # The claim threads whose job was past its timeout when the
+        # supervisor killed the child: those attempts ended through their
+        # timeout and count.
+        self.timed_out_threads = []
 
     def wedged(self, now: float) -> bool:
         """Whether the child is unresponsive with a job past its timeout."""
         last_tick = self.status[0]
         if last_tick == 0 or now - last_tick < WEDGED_AFTER:
             return False
-        return any(0 < deadline < now - WEDGED_AFTER for deadline in self.status[1:])
+        return bool(self.overdue_threads(now))
+
+    def overdue_threads(self, now: float) -> list[int]:
+        """The claim threads whose job is WEDGED_AFTER past its timeout."""
+        return [
+            index
+            for index, deadline in enumerate(self.status[1:])
+            if 0 < deadline < now - WEDGED_AFTER
+        ]
 
 
 class Supervisor:
@@ -242,6 +254,7 @@ class Supervisor:
                     "killed by the supervisor: a job was past its timeout and the "
                     "process did not respond (a task holding the GIL?)"
                 )
+                child.timed_out_threads = child.overdue_threads(now)
                 logger.error(
                     "worker process %s (pid %d) %s",
                     child.worker_id,
@@ -267,13 +280,21 @@ class Supervisor:
     def _release(self, child: Child, reason: str) -> None:
         """Rescue a dead child's RUNNING jobs now rather than after STALE_AFTER.
 
-        Only the jobs it was running lose their attempt; the rest of its
-        claimed batch never started (or finished, unrecorded) and goes back
-        to READY uncounted.
+        Only the jobs it was running lose their attempt, which does not count
+        against max_attempts, except for a job past its timeout that made the
+        supervisor kill the child; the rest of its claimed batch never started
+        (or finished, unrecorded) and goes back to READY uncounted.
         """
         worker_id = child.worker_id
-        running = child.inflight.job_ids() if child.inflight is not None else None
+        # Without a board nobody knows what ran: every RUNNING job is lost.
+        running, timed_out = None, []
+        if child.inflight is not None:
+            # Read once the child is dead (see djtasks.worker.inflight_board).
+            timed_out = [child.inflight.job_id(index) for index in child.timed_out_threads]
+            timed_out = [job_id for job_id in timed_out if job_id is not None]
+            running = [job_id for job_id in child.inflight.job_ids() if job_id not in timed_out]
         try:
+            rescue.release_lost(self.database, worker_id, reason, job_ids=timed_out, counted=True)
             rescue.release_lost(self.database, worker_id, reason, job_ids=running)
             rescue.hand_back(self.database, worker_id)
             heartbeat.unregister(self.database, worker_id)

@@ -57,20 +57,24 @@ def test_jobs_of_a_whole_killed_runworker_are_rescued_by_another(start_worker):
     assert "sent no heartbeat" in job.errors[0]["traceback"]
 
 
-def test_lost_job_without_attempts_left_fails_with_worker_lost(start_worker):
-    job_id = tasks.ledger.enqueue("lost", seconds=30).id  # max_attempts=1
+def test_a_standard_task_lost_with_its_worker_process_runs_again(start_worker):
+    # max_attempts 1 (Django's API has no retries): the lost attempt uses up
+    # none of it, so the job runs again instead of failing with WorkerLost.
+    job_id = tasks.std_slow_first_attempt.enqueue().id
     worker = start_worker("--processes", "1")
     row = wait_for(lambda: started_by(job_id), 20, "start", worker)[0]
 
     os.kill(row.pid, signal.SIGKILL)
 
-    wait_for(lambda: status_of(job_id) == JobStatus.FAILED, 20, "failure", worker)
+    wait_for(lambda: status_of(job_id) == JobStatus.SUCCESSFUL, 30, "second attempt", worker)
     job = Job.objects.get(pk=job_id)
+    # attempts counts every start, the lost one included (docs/worker.md).
+    assert (job.attempts, job.lost_attempts, job.max_attempts) == (2, 1, 2)
+    assert job.return_value == 2
     assert [error["exception_class_path"] for error in job.errors] == [
         "djtasks.exceptions.WorkerLost"
     ]
-    assert job.finished_at is not None
-    assert Ledger.objects.filter(job_id=job_id).count() == 1
+    assert tasks.std_slow_first_attempt.get_result(job_id).attempts == 2
 
 
 def test_timeout_kills_the_attempt_and_retries_it(start_worker):

@@ -165,7 +165,10 @@ EDITED_JOBS = {
 
 
 @pytest.mark.django_db(transaction=True)
-def test_hand_edited_rows_fail_clearly_and_disturb_nothing(burst_worker):
+def test_hand_edited_rows_fail_clearly_and_disturb_nothing(burst_worker, settings):
+    # No grace: a row naming no task fails at once rather than waiting for a
+    # worker that has it (djtasks.worker.unknown_tasks, tested there).
+    settings.DJTASKS = {"UNKNOWN_TASK_GRACE": 0}
     good_before = tasks.add.enqueue(1, 1).id
     edited = {}
     for name, (columns, _, _) in EDITED_JOBS.items():

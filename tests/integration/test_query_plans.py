@@ -174,6 +174,7 @@ def test_the_stale_rescue_reads_the_running_index(history):
         "reason": "explain",
         "now": history["now"],
         "failed_at": history["now"].isoformat(),
+        "max_lost": 3,
     }
 
     plan = explain(rescue.PG_RESCUE_STALE, params)
@@ -181,13 +182,15 @@ def test_the_stale_rescue_reads_the_running_index(history):
     assert_no_scan_of_the_jobs(plan, "djtasks_job_running")
 
 
-@pytest.mark.parametrize("name", ["PG_RELEASE_LOST", "PG_HAND_BACK"])
+@pytest.mark.parametrize("name", ["PG_RELEASE_LOST", "PG_RELEASE_COUNTED", "PG_HAND_BACK"])
 def test_the_release_of_one_worker_reads_the_running_index(history, name):
     params = {
         "worker_id": "live",
         "reason": "explain",
         "now": history["now"],
         "failed_at": history["now"].isoformat(),
+        "max_lost": 3,
+        "available_at": None,
     }
     sql = getattr(rescue, name).format(only="")
 

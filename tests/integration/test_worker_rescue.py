@@ -47,16 +47,92 @@ def test_jobs_of_a_stale_worker_go_back_to_ready_with_a_worker_lost_entry():
     assert error["worker_id"] == "w-dead" and error["attempt"] == 1
 
 
-def test_a_lost_job_on_its_last_attempt_fails():
+def test_a_lost_attempt_does_not_use_up_max_attempts():
+    # The rule of issue 15: a standard @task (max_attempts 1) lost with its
+    # worker runs again instead of failing with WorkerLost.
     start_worker("w-dead", heartbeat_age=120)
-    job = run(tasks.noop)
+    job = run(tasks.noop)  # max_attempts=1
 
     rescue.rescue_stale("default", stale_after=30)
 
     job.refresh_from_db()
-    assert job.status == JobStatus.FAILED
-    assert job.finished_at is not None
+    assert job.status == JobStatus.READY and job.finished_at is None
+    # The attempt did start: it stays counted in attempts, and max_attempts
+    # grows by one so it uses up nothing.
+    assert (job.attempts, job.max_attempts, job.lost_attempts) == (1, 2, 1)
     assert job.errors[0]["exception_class_path"] == "djtasks.exceptions.WorkerLost"
+
+    again = claim("default", "w-next", ["default"], 100, timezone.now())
+    assert [claimed.id for claimed in again] == [job.pk]
+
+
+def lose(job, times, worker_prefix="w-lost"):
+    """Claim ``job`` and lose it with its worker, ``times`` times."""
+    for index in range(times):
+        worker_id = f"{worker_prefix}-{index}"
+        claimed = claim("default", worker_id, ["default"], 100, timezone.now())
+        assert [c.id for c in claimed] == [job.pk]
+        rescue.release_lost("default", worker_id, "killed by SIGKILL")
+    job.refresh_from_db()
+    return job
+
+
+def test_a_job_lost_max_lost_attempts_times_fails_as_a_poison_job(settings):
+    settings.DJTASKS = {"MAX_LOST_ATTEMPTS": 3}
+    job = Job.objects.get(pk=tasks.noop.enqueue().id)
+
+    job = lose(job, 2)
+    assert job.status == JobStatus.READY and job.lost_attempts == 2
+
+    job = lose(job, 1, worker_prefix="w-third")
+    assert job.status == JobStatus.FAILED and job.finished_at is not None
+    assert (job.attempts, job.lost_attempts) == (3, 3)
+    assert len(job.errors) == 3
+    assert "taken its worker down 3 times" in job.errors[-1]["traceback"]
+    assert "taken its worker down" not in job.errors[0]["traceback"]
+
+
+def test_max_lost_attempts_1_fails_at_the_first_loss(settings):
+    settings.DJTASKS = {"MAX_LOST_ATTEMPTS": 1}
+    job = lose(Job.objects.get(pk=tasks.retry_once.enqueue().id), 1)
+
+    assert job.status == JobStatus.FAILED
+    assert "taken its worker down 1 times" in job.errors[0]["traceback"]
+
+
+def test_a_counted_loss_follows_max_attempts():
+    # The supervisor killed the process for a job past its timeout: that
+    # attempt ended through its timeout and counts, as before.
+    job = run(tasks.noop, worker_id="w-wedged")  # max_attempts=1
+
+    rescue.release_lost("default", "w-wedged", "past its timeout", counted=True)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert (job.max_attempts, job.lost_attempts) == (1, 0)
+    assert "taken its worker down" not in job.errors[0]["traceback"]
+
+
+def test_a_lost_job_whose_cancel_was_requested_ends_cancelled():
+    job = run(tasks.noop, worker_id="w-1")
+    assert cancel(job.pk) == CancelResult.REQUESTED
+
+    rescue.release_lost("default", "w-1", "killed by SIGKILL")
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+
+
+def test_hand_back_can_delay_the_next_claim():
+    job = run(tasks.noop, worker_id="w-1")
+    later = timezone.now() + timedelta(seconds=60)
+
+    rescue.hand_back("default", "w-1", [job.pk], available_at=later)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.READY and job.attempts == 0
+    assert abs((job.available_at - later).total_seconds()) < 0.001
+    assert claim("default", "w-2", ["default"], 100, timezone.now()) == []
 
 
 def test_live_workers_and_the_caller_keep_their_jobs():
@@ -196,3 +272,34 @@ def test_a_retry_of_a_job_cancelled_while_running_ends_cancelled():
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+
+
+# transaction=True: the supervisor closes its connections when it is done.
+@pytest.mark.django_db(transaction=True)
+def test_a_child_killed_for_a_job_past_its_timeout_counts_only_that_attempt():
+    import multiprocessing
+
+    from djtasks.worker.inflight_board import InFlightBoard
+    from djtasks.worker.supervisor import Child, Supervisor
+
+    overdue = run(tasks.noop, worker_id="w-wedged")  # max_attempts=1
+    sibling = run(tasks.noop, worker_id="w-wedged")
+    unstarted = run(tasks.noop, worker_id="w-wedged")
+    board = InFlightBoard(multiprocessing.get_context("fork"), 2)
+    board.running(0, overdue.pk)
+    board.running(1, sibling.pk)
+    child = Child(process=None, worker_id="w-wedged", status=[0.0, 1.0, 0.0], inflight=board)
+    child.timed_out_threads = [0]
+
+    Supervisor()._release(child, "worker process 1 died (killed by the supervisor)")
+
+    rows = Job.objects.in_bulk([overdue.pk, sibling.pk, unstarted.pk])
+    # The job over its timeout used its one attempt, as a timeout does.
+    assert rows[overdue.pk].status == JobStatus.FAILED
+    assert rows[overdue.pk].lost_attempts == 0
+    # Its sibling was lost through no fault of its own: it runs again.
+    assert rows[sibling.pk].status == JobStatus.READY
+    assert (rows[sibling.pk].lost_attempts, rows[sibling.pk].max_attempts) == (1, 2)
+    # The one that never started is handed back uncounted.
+    assert rows[unstarted.pk].status == JobStatus.READY
+    assert (rows[unstarted.pk].attempts, rows[unstarted.pk].errors) == (0, [])

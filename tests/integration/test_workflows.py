@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 import djtasks
@@ -297,7 +298,10 @@ def test_a_step_rescued_to_failed_fails_its_dependants(backend):
     ).enqueue()
     claim(backend.alias, "dead-worker", ["default"], 10, flow.results[0].enqueued_at)
 
-    assert rescue.release_lost(backend.database, "dead-worker", "it was killed") == 1
+    # With MAX_LOST_ATTEMPTS 1 the first loss fails the step (by default a
+    # lost step goes back to READY, see test_worker_rescue).
+    with override_settings(DJTASKS={"MAX_LOST_ATTEMPTS": 1}):
+        assert rescue.release_lost(backend.database, "dead-worker", "it was killed") == 1
 
     assert statuses(flow) == [JobStatus.FAILED, JobStatus.CANCELLED]
     assert job(flow.on_error).status == JobStatus.READY

@@ -11,12 +11,15 @@ and then a whole runworker (its jobs wait for the stale-heartbeat rescue;
 a new runworker is started), at a steady pace. Then it lets the system
 settle and checks:
 
-* every job SUCCESSFUL (jobs are added if the work would run out before
-  the kills, so the count may exceed --jobs), none lost, none left READY or RUNNING;
+* every job SUCCESSFUL though each has max_attempts 1 (a standard task:
+  lost attempts use up none of it; jobs are added if the work would run
+  out before the kills, so the count may exceed --jobs): 0 lost (gone),
+  0 failed, 0 stuck (left READY or RUNNING);
 * every execution but a job's last ran in a process that was killed:
   re-executions come only from kills (at least once, never "just because");
-* every lost attempt is recorded as a WorkerLost error, and the last
-  attempt is the one that returned.
+* every lost attempt is recorded as a WorkerLost error and in
+  ``lost_attempts`` (max_attempts grew by as many), and the last attempt is
+  the one that returned.
 """
 
 import argparse
@@ -54,6 +57,11 @@ class ChaosReport:
     jobs_reexecuted: int = 0
     lost_attempts: int = 0
     max_attempts_of_a_job: int = 0
+    # Jobs gone from the table, ended FAILED (or another unsuccessful
+    # status), or left READY or RUNNING: all three must be 0.
+    gone: int = 0
+    failed: int = 0
+    stuck: int = 0
     seconds: float = 0.0
     settle_seconds: float = 0.0
     problems: list = field(default_factory=list)
@@ -67,6 +75,7 @@ class ChaosReport:
             f"re-executions             {self.reexecutions} (of {self.jobs_reexecuted} jobs)",
             f"attempts lost to kills    {self.lost_attempts}",
             f"most attempts of one job  {self.max_attempts_of_a_job}",
+            f"lost / failed / stuck     {self.gone} / {self.failed} / {self.stuck}",
             f"run / settle              {self.seconds:.1f} s / {self.settle_seconds:.1f} s",
             f"problems                  {len(self.problems)}",
         ]
@@ -235,8 +244,11 @@ def check(job_ids, killed_pids) -> ChaosReport:
     for job_id in map(str, job_ids):
         job = found.get(job_id)
         if job is None:
+            report.gone += 1
             report.problems.append(f"job {job_id} is gone")
             continue
+        report.stuck += job.status in ("READY", "RUNNING")
+        report.failed += job.status not in ("READY", "RUNNING", "SUCCESSFUL")
         report.problems += problems_of(job, rows[job_id], killed_pids)
         executions = len(rows[job_id])
         report.reexecutions += max(0, executions - 1)
@@ -267,6 +279,11 @@ def problems_of(job, executions, killed_pids) -> list[str]:
         problems.append(
             f"job {job.id}: {job.attempts} attempts but errors {job.errors!r} "
             "(every lost attempt should be one WorkerLost entry)"
+        )
+    if job.lost_attempts != len(lost) or job.max_attempts != 1 + len(lost):
+        problems.append(
+            f"job {job.id}: {len(lost)} WorkerLost entries but lost_attempts "
+            f"{job.lost_attempts} and max_attempts {job.max_attempts} (should be 1 + lost)"
         )
     # More executions than attempts is fine when the extra ones ran in killed
     # processes (checked above): a job that finished in a process killed

@@ -7,10 +7,18 @@ from tests.reliability.chaos import problems_of
 LOST = {"exception_class_path": "djtasks.exceptions.WorkerLost", "traceback": "..."}
 
 
-def job(status="SUCCESSFUL", attempts=1, errors=(), return_value=None):
+def job(status="SUCCESSFUL", attempts=1, errors=(), return_value=None, lost_attempts=None):
     value = attempts if return_value is None else return_value
+    lost = sum(error is LOST for error in errors) if lost_attempts is None else lost_attempts
     return SimpleNamespace(
-        id="j", status=status, attempts=attempts, errors=list(errors), return_value=value
+        id="j",
+        status=status,
+        attempts=attempts,
+        errors=list(errors),
+        return_value=value,
+        lost_attempts=lost,
+        # A max_attempts 1 job: each lost attempt gave its place back.
+        max_attempts=1 + lost,
     )
 
 
@@ -58,3 +66,10 @@ def test_a_return_value_from_another_attempt_is_reported():
 
     [problem] = problems_of(done, runs((10, 1), (11, 2)), killed_pids={10})
     assert "last execution" in problem
+
+
+def test_a_lost_attempt_that_used_up_max_attempts_is_reported():
+    done = job(attempts=2, errors=[LOST], lost_attempts=0)
+
+    [problem] = problems_of(done, runs((10, 1), (11, 2)), killed_pids={10})
+    assert "lost_attempts 0" in problem

@@ -232,6 +232,8 @@ def test_supervisor_sees_a_wedged_child_only_with_an_overdue_job():
     assert child([now, overdue]).wedged(now) is False
     # Not started yet.
     assert child([0.0, overdue]).wedged(now) is False
+    # Which threads' jobs made it wedged: their attempts count.
+    assert child([silent, 0.0, overdue, now + 60, overdue]).overdue_threads(now) == [1, 3]
 
 
 def test_the_in_flight_board_shows_only_running_jobs():
