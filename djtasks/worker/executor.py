@@ -106,7 +106,9 @@ class Executor:
     def _failed(self, job, task, result, error):
         """Record a failed attempt; called inside the except block."""
         now = timezone.now()
-        entry = error_entry(error, job.attempts, self.worker_id, now)
+        entry = error_entry(
+            error, job.attempts, self.worker_id, now, started_at=job.last_attempted_at
+        )
         retry_at = self._retry_at(job, error, now)
         if retry_at is None:
             outcome = Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
