@@ -88,8 +88,14 @@ def short_time(value):
 
 
 def breakable_path(path: str):
-    """A dotted task path that may wrap after a dot or an underscore, not mid-word."""
-    parts = re.split(r"(?<=[._])", path)
+    """A dotted task path that may wrap after a dot, or an underscore of its last name.
+
+    The module path breaks at its dots only ("example_project." stays
+    whole); the function's name, often long, at its underscores too.
+    """
+    module, dot, name = path.rpartition(".")
+    parts = [*re.split(r"(?<=\.)", module + dot), *re.split(r"(?<=_)", name)]
+    parts = [part for part in parts if part]
     return format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in parts))
 
 

@@ -41,6 +41,32 @@ class JobColumns:
     def task_column(self, job):
         return breakable_path(job.task_path)
 
+    @admin.display(description="status", ordering="status")
+    def status_list_column(self, job):
+        return format_html(
+            '{}<br><span class="djtasks-quiet">{} {}</span>',
+            self.status_column(job),
+            "attempts" if job.max_attempts > 1 else "attempt",
+            self.attempts_column(job),
+        )
+
+    @admin.display(description="task and queue", ordering="task_path")
+    def task_list_column(self, job):
+        return format_html(
+            '{}<br><span class="djtasks-quiet">queue {}</span>',
+            breakable_path(job.task_path),
+            job.queue_name,
+        )
+
+    @admin.display(description="enqueued · took", ordering="enqueued_at")
+    def when_column(self, job):
+        took = self.duration_column(job)
+        if took == "-":
+            return short_time(job.enqueued_at)
+        return format_html(
+            '{}<br><span class="djtasks-quiet">took {}</span>', short_time(job.enqueued_at), took
+        )
+
     @admin.display(description="queue", ordering="queue_name")
     def queue_column(self, job):
         return job.queue_name

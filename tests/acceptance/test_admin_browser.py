@@ -152,3 +152,159 @@ def test_example_job_page_follows_the_job(browser, live_server, jobs):
     wait.until(lambda _: fill.size["width"] >= bar.size["width"] - 3)
     assert '"counted": 5' in browser.find_element(By.ID, "return-value").text
     browser.save_screenshot(str(SCREENSHOTS / "example-job-done.png"))
+
+
+# --- at a desktop's and a phone's width -----------------------------------
+
+WIDTHS = {"desktop": 1280, "phone": 390}
+LONG_TASK = "example_project.demo.tasks.build_report_with_a_rather_long_descriptive_name"
+
+
+def show_at(browser, width: int) -> None:
+    """Lay pages out at ``width`` CSS pixels, as a screen that wide would."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+
+
+@pytest.fixture(params=sorted(WIDTHS), ids=sorted(WIDTHS))
+def width(request):
+    return WIDTHS[request.param]
+
+
+def a_page_of_every_kind_of_job():
+    """Jobs of each status, long task paths, progress known and unknown."""
+    now = timezone.now()
+    rows = []
+    for i, status in enumerate(JobStatus.values * 4):
+        finished = status in ("SUCCESSFUL", "FAILED", "CANCELLED", "EXPIRED")
+        rows.append(
+            Job(
+                task_path=LONG_TASK if i % 2 else "example_project.demo.tasks.add",
+                queue_name="emails" if i % 3 else "default",
+                status=status,
+                attempts=1,
+                max_attempts=3,
+                enqueued_at=now - timedelta(minutes=i),
+                started_at=now - timedelta(minutes=i) if status != "READY" else None,
+                finished_at=now if finished else None,
+                progress={"current": i, "total": 40 if i % 4 else None, "message": "rows"},
+            )
+        )
+    Job.objects.bulk_create(rows)
+
+
+def test_the_job_list_fits_without_a_horizontal_scroll(
+    browser, live_server, django_user_model, width
+):
+    a_page_of_every_kind_of_job()
+    log_in(browser, live_server, django_user_model)
+    show_at(browser, width)
+    browser.get(f"{live_server.url}/admin/djtasks/job/")
+    results = browser.find_element(By.CSS_SELECTOR, "#changelist .results")
+    scroll, client = browser.execute_script(
+        "return [arguments[0].scrollWidth, arguments[0].clientWidth]", results
+    )
+    columns = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#result_list thead th'))"
+        ".map(th => th.className.replace('sortable', '').trim() + '=' + th.offsetWidth)"
+    )
+    browser.save_screenshot(str(SCREENSHOTS / f"admin-jobs-{width}.png"))
+    assert scroll <= client, f"the job list is {scroll} px wide in a {client} px box: {columns}"
+    page = browser.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert page[0] <= page[1], f"the page is {page[0]} px wide on a {page[1]} px screen"
+    # The task column still shows the whole path (wrapped at its dots).
+    assert LONG_TASK in results.text.replace("\n", "")
+
+
+def test_progress_bars_are_striped_only_for_an_unknown_total(
+    browser, live_server, django_user_model
+):
+    known = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        status=JobStatus.SUCCESSFUL,
+        finished_at=timezone.now(),
+        progress={"current": 40, "total": 40, "message": "done"},
+    )
+    unknown = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        status=JobStatus.RUNNING,
+        progress={"current": 7, "total": None, "message": "counting"},
+    )
+    never = Job.objects.create(
+        task_path="example_project.demo.tasks.add", status=JobStatus.SUCCESSFUL
+    )
+    log_in(browser, live_server, django_user_model)
+
+    def fill_image(job):
+        browser.get(f"{live_server.url}/admin/djtasks/job/{job.pk}/change/")
+        fill = browser.find_element(By.CSS_SELECTOR, ".djtasks-progress-fill")
+        return fill.value_of_css_property("background-image")
+
+    assert fill_image(known) == "none"
+    assert "repeating-linear-gradient" in fill_image(unknown)
+    browser.get(f"{live_server.url}/admin/djtasks/job/{never.pk}/change/")
+    browser.implicitly_wait(0)
+    assert not browser.find_elements(By.CSS_SELECTOR, ".djtasks-progress")
+
+
+def test_a_running_job_page_turns_successful_without_a_reload(
+    browser, live_server, django_user_model, width
+):
+    running = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        args=[5],
+        status=JobStatus.RUNNING,
+        attempts=1,
+        started_at=timezone.now(),
+        last_attempted_at=timezone.now(),
+        progress={"current": 2, "total": 5, "message": "counting"},
+    )
+    log_in(browser, live_server, django_user_model)
+    show_at(browser, width)
+    browser.get(f"{live_server.url}/admin/djtasks/job/{running.pk}/change/")
+    assert "Running" in browser.find_element(By.CSS_SELECTOR, ".field-status_column").text
+    # Set on this page only: a reload would lose it.
+    browser.execute_script("window.djtasksSamePage = true;")
+
+    Job.objects.filter(pk=running.pk).update(
+        status=JobStatus.SUCCESSFUL,
+        finished_at=timezone.now(),
+        progress={"current": 5, "total": 5, "message": "done"},
+        return_value={"counted": 5},
+    )
+    WebDriverWait(browser, 30).until(
+        lambda _: "Successful" in browser.find_element(By.CSS_SELECTOR, ".field-status_column").text
+    )
+    assert browser.execute_script("return window.djtasksSamePage === true")
+    assert (
+        '"counted": 5' in browser.find_element(By.CSS_SELECTOR, ".field-return_value_column").text
+    )
+    assert not browser.find_elements(By.ID, "djtasks-live")  # finished: no more refreshes
+
+
+def test_the_retried_job_timeline_reads_in_order(browser, live_server, django_user_model):
+    from djtasks.control import operations
+    from djtasks.testing import run_jobs
+    from tests import tasks
+
+    result = tasks.failing.enqueue("first")
+    run_jobs()
+    operations.retry(Job.objects.filter(pk=result.id))
+    run_jobs()
+    log_in(browser, live_server, django_user_model)
+    browser.get(f"{live_server.url}/admin/djtasks/job/{result.id}/change/")
+    items = browser.find_elements(By.CSS_SELECTOR, ".djtasks-timeline li")
+    events = [item.text.split(" ", 3)[3].split(":")[0] for item in items]
+    assert events == [
+        "enqueued",
+        "first attempt started",
+        "attempt 1 failed",
+        "retried from the admin (a fresh attempt budget)",
+        "attempt 2 started",
+        "attempt 2 failed",
+        "finished",
+    ]
