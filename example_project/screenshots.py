@@ -111,6 +111,7 @@ def seed() -> dict:
         "job-failed": f"/admin/djtasks/job/{failed.id}/change/",
         "job-running": f"/admin/djtasks/job/{running.pk}/change/",
         "dashboard": "/admin/djtasks/job/dashboard/",
+        "schedules": "/admin/djtasks/schedule/",
         "schedule": f"/admin/djtasks/schedule/{schedule.pk}/change/",
         "workers": "/admin/djtasks/worker/",
     }

@@ -195,6 +195,14 @@ def a_page_of_every_kind_of_job():
     Job.objects.bulk_create(rows)
 
 
+def overflow(browser, element=None):
+    """(scrollWidth, clientWidth) of ``element``, or of the page."""
+    script = (
+        "const e = arguments[0] || document.documentElement; return [e.scrollWidth, e.clientWidth]"
+    )
+    return browser.execute_script(script, element)
+
+
 def test_the_job_list_fits_without_a_horizontal_scroll(
     browser, live_server, django_user_model, width
 ):
@@ -203,21 +211,48 @@ def test_the_job_list_fits_without_a_horizontal_scroll(
     show_at(browser, width)
     browser.get(f"{live_server.url}/admin/djtasks/job/")
     results = browser.find_element(By.CSS_SELECTOR, "#changelist .results")
-    scroll, client = browser.execute_script(
-        "return [arguments[0].scrollWidth, arguments[0].clientWidth]", results
-    )
-    columns = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#result_list thead th'))"
-        ".map(th => th.className.replace('sortable', '').trim() + '=' + th.offsetWidth)"
-    )
+    scroll, client = overflow(browser, results)
     browser.save_screenshot(str(SCREENSHOTS / f"admin-jobs-{width}.png"))
-    assert scroll <= client, f"the job list is {scroll} px wide in a {client} px box: {columns}"
-    page = browser.execute_script(
-        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert page[0] <= page[1], f"the page is {page[0]} px wide on a {page[1]} px screen"
+    assert scroll <= client, f"the job list is {scroll} px wide in a {client} px box"
+    scroll, client = overflow(browser)
+    assert scroll <= client, f"the page is {scroll} px wide on a {client} px screen"
     # The task column still shows the whole path (wrapped at its dots).
     assert LONG_TASK in results.text.replace("\n", "")
+
+
+def test_the_other_pages_fit_the_screen(browser, live_server, django_user_model, width):
+    from djtasks.models import Schedule, Worker
+
+    a_page_of_every_kind_of_job()
+    Worker.objects.create(
+        id="web1.example.org-4242",
+        hostname="web1.example.org",
+        pid=4242,
+        queues=["default", "emails"],
+        concurrency=4,
+    )
+    Schedule.objects.create(
+        name="nightly report",
+        task_path=LONG_TASK.rsplit("_with", 1)[0],
+        cron="30 2 * * *",
+        time_zone="Europe/Berlin",
+    )
+    log_in(browser, live_server, django_user_model)
+    show_at(browser, width)
+    for path in ("/admin/djtasks/worker/", "/admin/djtasks/schedule/"):
+        browser.get(f"{live_server.url}{path}")
+        scroll, client = overflow(
+            browser, browser.find_element(By.CSS_SELECTOR, "#changelist .results")
+        )
+        assert scroll <= client, f"{path}: the list is {scroll} px wide in a {client} px box"
+    for path in (
+        "/admin/djtasks/job/dashboard/",
+        "/admin/djtasks/worker/",
+        "/admin/djtasks/schedule/",
+    ):
+        browser.get(f"{live_server.url}{path}")
+        scroll, client = overflow(browser)
+        assert scroll <= client, f"{path}: the page is {scroll} px wide on a {client} px screen"
 
 
 def test_progress_bars_are_striped_only_for_an_unknown_total(
