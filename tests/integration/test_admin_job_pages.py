@@ -163,6 +163,8 @@ def test_workers_show_their_counts_and_heartbeat_to_the_second(admin_client):
     )
     listing = admin_client.get(reverse("admin:djtasks_worker_changelist")).content.decode()
     assert "3 (1)" in listing
+    assert "s ago</span>" in listing
+    page = admin_client.get(reverse("admin:djtasks_worker_change", args=[worker.pk]))
     with timezone.override("UTC"):
         stamp = timezone.localtime(now).strftime("%Y-%m-%d %H:%M:%S UTC")
-    assert stamp in listing
+    assert stamp in page.content.decode()
