@@ -28,6 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = {"desktop": 1280, "phone": 390}
+# The pages shot at a phone's width (all of them at the desktop's): a few
+# small files, not every page twice.
+PHONE_PAGES = ("jobs", "job-failed", "dashboard")
+# Pages shown from a part further down: (page, CSS selector scrolled to the top).
+SCROLL_TO = {"schedule": "#djtasks-preview"}
 HEIGHT = 900
 USER, PASSWORD = "admin", "screenshots"
 
@@ -93,6 +98,7 @@ def seed() -> dict:
         status=JobStatus.RUNNING,
         attempts=1,
         worker=worker,
+        enqueued_at=now - timedelta(seconds=9),
         started_at=now - timedelta(seconds=8),
         last_attempted_at=now - timedelta(seconds=8),
         progress={"current": 12, "total": 20, "message": "step 13 of 20"},
@@ -111,7 +117,6 @@ def seed() -> dict:
         "job-failed": f"/admin/djtasks/job/{failed.id}/change/",
         "job-running": f"/admin/djtasks/job/{running.pk}/change/",
         "dashboard": "/admin/djtasks/job/dashboard/",
-        "schedules": "/admin/djtasks/schedule/",
         "schedule": f"/admin/djtasks/schedule/{schedule.pk}/change/",
         "workers": "/admin/djtasks/worker/",
     }
@@ -187,7 +192,14 @@ def shoot(site, pages: dict, out: Path) -> None:
                 {"width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": width < 600},
             )
             for name, path in pages.items():
+                if label == "phone" and name not in PHONE_PAGES:
+                    continue
                 driver.get(f"{site.url}{path}")
+                if name in SCROLL_TO:
+                    driver.execute_script(
+                        "document.querySelector(arguments[0]).scrollIntoView({block: 'end'})",
+                        SCROLL_TO[name],
+                    )
                 target = out / f"admin-{name}-{label}.png"
                 target.write_bytes(smaller_png(driver.get_screenshot_as_png()))
                 print(

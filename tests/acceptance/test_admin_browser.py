@@ -245,10 +245,12 @@ def test_the_other_pages_fit_the_screen(browser, live_server, django_user_model,
             browser, browser.find_element(By.CSS_SELECTOR, "#changelist .results")
         )
         assert scroll <= client, f"{path}: the list is {scroll} px wide in a {client} px box"
+    failed = Job.objects.filter(status=JobStatus.FAILED).first()
     for path in (
         "/admin/djtasks/job/dashboard/",
         "/admin/djtasks/worker/",
         "/admin/djtasks/schedule/",
+        f"/admin/djtasks/job/{failed.pk}/change/",
     ):
         browser.get(f"{live_server.url}{path}")
         scroll, client = overflow(browser)
@@ -343,3 +345,22 @@ def test_the_retried_job_timeline_reads_in_order(browser, live_server, django_us
         "attempt 2 failed",
         "finished",
     ]
+
+
+def test_the_schedule_form_previews_the_runs_as_they_are_typed(
+    browser, live_server, django_user_model
+):
+    log_in(browser, live_server, django_user_model)
+    browser.get(f"{live_server.url}/admin/djtasks/schedule/add/")
+    preview = browser.find_element(By.ID, "djtasks-preview")
+    assert not preview.find_elements(By.TAG_NAME, "li")  # nothing typed yet
+    browser.find_element(By.ID, "id_cron").send_keys("15 6 * * *")
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda _: len(preview.find_elements(By.TAG_NAME, "li")) == 5)
+    assert all(":15:00 " in item.text for item in preview.find_elements(By.TAG_NAME, "li"))
+    browser.find_element(By.ID, "id_cron").clear()
+    browser.find_element(By.ID, "id_interval").send_keys("5 minutes")
+    wait.until(lambda _: "Enter an interval" in preview.text)
+    from djtasks.models import Schedule
+
+    assert not Schedule.objects.exists()  # a preview saves nothing
