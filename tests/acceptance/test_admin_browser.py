@@ -303,7 +303,16 @@ def test_a_running_job_page_turns_successful_without_a_reload(
     log_in(browser, live_server, django_user_model)
     show_at(browser, width)
     browser.get(f"{live_server.url}/admin/djtasks/job/{running.pk}/change/")
-    assert "Running" in browser.find_element(By.CSS_SELECTOR, ".field-status_column").text
+
+    def text_of(selector):
+        # Read in one script call: the page swaps its content every few
+        # seconds, so an element found first may be gone when read.
+        return browser.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+            selector,
+        )
+
+    assert "Running" in text_of(".field-status_column")
     # Set on this page only: a reload would lose it.
     browser.execute_script("window.djtasksSamePage = true;")
 
@@ -313,13 +322,10 @@ def test_a_running_job_page_turns_successful_without_a_reload(
         progress={"current": 5, "total": 5, "message": "done"},
         return_value={"counted": 5},
     )
-    WebDriverWait(browser, 30).until(
-        lambda _: "Successful" in browser.find_element(By.CSS_SELECTOR, ".field-status_column").text
-    )
+    WebDriverWait(browser, 30).until(lambda _: "Successful" in text_of(".field-status_column"))
     assert browser.execute_script("return window.djtasksSamePage === true")
-    assert (
-        '"counted": 5' in browser.find_element(By.CSS_SELECTOR, ".field-return_value_column").text
-    )
+    assert '"counted": 5' in text_of(".field-return_value_column")
+    browser.implicitly_wait(0)
     assert not browser.find_elements(By.ID, "djtasks-live")  # finished: no more refreshes
 
 
@@ -364,3 +370,31 @@ def test_the_schedule_form_previews_the_runs_as_they_are_typed(
     from djtasks.models import Schedule
 
     assert not Schedule.objects.exists()  # a preview saves nothing
+
+
+def test_the_job_list_follows_its_unfinished_jobs(browser, live_server, django_user_model):
+    running = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        status=JobStatus.RUNNING,
+        attempts=1,
+        started_at=timezone.now(),
+    )
+    log_in(browser, live_server, django_user_model)
+    browser.get(f"{live_server.url}/admin/djtasks/job/")
+    # The row's checkbox, held by the page: it must survive the refreshes.
+    browser.execute_script("window.djtasksBox = document.querySelector('input.action-select');")
+    Job.objects.filter(pk=running.pk).update(
+        status=JobStatus.SUCCESSFUL, finished_at=timezone.now()
+    )
+
+    def status_cell():
+        return browser.execute_script(
+            "return document.querySelector('#result_list td.field-status_list_column').textContent"
+        )
+
+    WebDriverWait(browser, 30).until(lambda _: "Successful" in status_cell())
+    assert browser.execute_script(
+        "const box = window.djtasksBox;"
+        "return document.body.contains(box) && box.value === arguments[0]",
+        str(running.pk),
+    )

@@ -20,28 +20,53 @@
     return document.querySelector("input.action-select:checked") !== null;
   }
 
-  // Table rows are updated cell by cell, so the checkboxes (and the admin's
-  // listeners on them) stay; anything else is replaced whole.
-  function swap(region, fresh) {
-    const sameRows =
-      region.tagName === "TBODY" && region.rows.length === fresh.rows.length;
-    if (!sameRows) {
-      region.innerHTML = fresh.innerHTML;
+  function sameAttributes(a, b) {
+    if (a.attributes.length !== b.attributes.length) return false;
+    return Array.from(a.attributes).every(function (attr) {
+      return b.getAttribute(attr.name) === attr.value;
+    });
+  }
+
+  // Change only what changed: a node equal to its fresh copy stays as it is
+  // (so what a person looks at, or a test holds, is not replaced every few
+  // seconds), text is updated in place, and an element whose tag,
+  // attributes or shape differ is replaced by its fresh copy. The admin's
+  // row checkboxes keep their node (actions.js holds on to them): only
+  // their value follows.
+  function patch(old, fresh) {
+    if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
+      if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
       return;
     }
-    Array.from(fresh.rows).forEach(function (row, i) {
-      Array.from(row.cells).forEach(function (cell, j) {
-        const old = region.rows[i].cells[j];
-        if (!old) return;
-        const box = old.querySelector("input.action-select");
-        const freshBox = cell.querySelector("input.action-select");
-        if (box && freshBox) {
-          box.value = freshBox.value;
-        } else {
-          old.innerHTML = cell.innerHTML;
-        }
-      });
-      region.rows[i].className = row.className;
+    if (old.nodeType !== Node.ELEMENT_NODE || fresh.nodeType !== Node.ELEMENT_NODE) {
+      if (old.nodeType !== fresh.nodeType) old.replaceWith(document.importNode(fresh, true));
+      return;
+    }
+    if (old.outerHTML === fresh.outerHTML) return;
+    if (old.matches("input.action-select") && fresh.matches("input.action-select")) {
+      old.value = fresh.value;
+      return;
+    }
+    const sameShape =
+      old.tagName === fresh.tagName &&
+      sameAttributes(old, fresh) &&
+      old.childNodes.length === fresh.childNodes.length;
+    if (!sameShape) {
+      old.replaceWith(document.importNode(fresh, true));
+      return;
+    }
+    Array.from(fresh.childNodes).forEach(function (child, i) {
+      patch(old.childNodes[i], child);
+    });
+  }
+
+  function swap(region, fresh) {
+    if (region.childNodes.length !== fresh.childNodes.length) {
+      region.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
+      return;
+    }
+    Array.from(fresh.childNodes).forEach(function (child, i) {
+      patch(region.childNodes[i], child);
     });
   }
 
