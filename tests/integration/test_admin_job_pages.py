@@ -168,3 +168,12 @@ def test_workers_show_their_counts_and_heartbeat_to_the_second(admin_client):
     with timezone.override("UTC"):
         stamp = timezone.localtime(now).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert stamp in page.content.decode()
+
+
+def test_the_example_site_recent_jobs_refresh_while_one_is_unfinished(client):
+    job = Job.objects.create(task_path="example_project.demo.tasks.add", args=[1, 2])
+    body = client.get("/").content.decode()
+    assert LIVE_MARKER in body and 'data-region="#recent-jobs"' in body
+    assert "djtasks/refresh.js" in body
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCESSFUL, finished_at=timezone.now())
+    assert LIVE_MARKER not in client.get("/").content.decode()
