@@ -24,21 +24,27 @@ def class_path(value) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def error_entry(error, attempt, worker_id: str, failed_at, traceback_text=None) -> dict:
+def error_entry(
+    error, attempt, worker_id: str, failed_at, traceback_text=None, started_at=None
+) -> dict:
     """One entry of Job.errors: what failed, where, and its traceback.
 
     ``error`` is the exception (or its class); the traceback defaults to the
-    exception's own.
+    exception's own. ``started_at``, when known, is when the attempt began:
+    the admin's timeline shows it as "attempt N started".
     """
     if traceback_text is None:
         traceback_text = "".join(traceback.format_exception(error))
-    return {
+    entry = {
         "exception_class_path": class_path(error),
         "traceback": traceback_text,
         "attempt": attempt,
         "worker_id": worker_id,
         "failed_at": failed_at.isoformat(),
     }
+    if started_at is not None:
+        entry["started_at"] = started_at.isoformat()
+    return entry
 
 
 def current_class_path(path: str) -> str:

@@ -8,10 +8,16 @@ from django.contrib import admin
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from djtasks.admin.display import HEAVY_FIELDS, STATIC_CSS, job_link, progress_bar, status_badge
+from djtasks.admin.display import (
+    HEAVY_FIELDS,
+    STATIC_CSS,
+    format_time,
+    job_link,
+    progress_bar,
+    status_badge,
+)
 from djtasks.models import Job
 
 
@@ -25,7 +31,14 @@ class JobsInline(GenericTabularInline):
     model = Job
     ct_field = "content_type"
     ct_fk_field = "object_id"
-    fields = ("job", "status_column", "task_path", "enqueued_at", "finished_at", "progress_column")
+    fields = (
+        "job",
+        "status_column",
+        "task_path",
+        "enqueued_column",
+        "finished_column",
+        "progress_column",
+    )
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -53,6 +66,14 @@ class JobsInline(GenericTabularInline):
     @admin.display(description="status")
     def status_column(self, job):
         return status_badge(job.status)
+
+    @admin.display(description="enqueued")
+    def enqueued_column(self, job):
+        return format_time(job.enqueued_at)
+
+    @admin.display(description="finished")
+    def finished_column(self, job):
+        return format_time(job.finished_at)
 
     @admin.display(description="progress")
     def progress_column(self, job):
@@ -112,7 +133,7 @@ def render_jobs_about(obj, limit: int):
                 job_link(job),
                 status_badge(job.status),
                 job.task_path,
-                timezone.localtime(job.enqueued_at).strftime("%Y-%m-%d %H:%M:%S"),
+                format_time(job.enqueued_at),
                 progress_bar(job.progress),
             )
             for job in latest

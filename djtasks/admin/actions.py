@@ -34,8 +34,25 @@ def deleted(count):
 
 
 def cancelled(counts):
+    """What a Cancel did, as sentences: ready jobs stop now, running ones soon."""
     cancelled, requested = counts
-    return f"{cancelled} ready job(s) cancelled; stop requested for {requested} running job(s)."
+    parts = []
+    if cancelled:
+        parts.append(
+            ngettext("%d job was cancelled.", "%d jobs were cancelled.", cancelled) % cancelled
+        )
+    if requested:
+        parts.append(
+            ngettext(
+                "%d running job was asked to stop: its worker stops it at its next check "
+                "and marks it cancelled.",
+                "%d running jobs were asked to stop: their workers stop them at their next "
+                "check and mark them cancelled.",
+                requested,
+            )
+            % requested
+        )
+    return " ".join(parts) or "No job was cancelled: none was ready, waiting or running."
 
 
 retry_jobs = _operation_action("retry_jobs", operations.retry, "Retry (fresh attempts)", retried)

@@ -11,6 +11,7 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from djtasks.admin.display import error_message
 from djtasks.admin.paging import EXACT_COUNT_BELOW, planner_estimate
 from djtasks.admin.workers import known_queues
 from djtasks.models import FINISHED_STATUSES, Job, JobStatus
@@ -106,6 +107,8 @@ def per_minute(jobs, now) -> list[dict]:
         .annotate(
             done=Count("pk", filter=Q(status=JobStatus.SUCCESSFUL)),
             failed=Count("pk", filter=Q(status=JobStatus.FAILED)),
+            # Expired jobs never ran either: they count with the cancelled.
+            cancelled=Count("pk", filter=Q(status__in=(JobStatus.CANCELLED, JobStatus.EXPIRED))),
         )
         .order_by()
     )
@@ -118,6 +121,7 @@ def per_minute(jobs, now) -> list[dict]:
             "minute": minute,
             "done": found.get(minute, {}).get("done", 0),
             "failed": found.get(minute, {}).get("failed", 0),
+            "cancelled": found.get(minute, {}).get("cancelled", 0),
         }
         for minute in minutes
     ]
@@ -133,24 +137,26 @@ class Bar:
     css: str
 
 
+# The stacked parts of a minute's bar, bottom first: (bucket key, verb).
+CHART_PARTS = (("done", "succeeded"), ("failed", "failed"), ("cancelled", "cancelled or expired"))
+
+
 def chart(buckets: list[dict]) -> dict:
-    """Bars (successes above, failures stacked on top) with their scale."""
-    top = max([b["done"] + b["failed"] for b in buckets] + [1])
+    """Bars (successes at the bottom, failures then cancellations on top) with their scale."""
+    top = max([sum(b.get(key, 0) for key, _ in CHART_PARTS) for b in buckets] + [1])
     slot = CHART_WIDTH / max(len(buckets), 1)
     scale = (CHART_HEIGHT - 20) / top
     bars = []
     for i, bucket in enumerate(buckets):
         x = round(i * slot + 1, 1)
-        done_h = round(bucket["done"] * scale, 1)
-        failed_h = round(bucket["failed"] * scale, 1)
         label = f"{timezone.localtime(bucket['minute']):%H:%M}"
         base = CHART_HEIGHT
-        if done_h:
-            title = f"{label}: {bucket['done']} succeeded"
-            bars.append(Bar(x, slot - 2, base - done_h, done_h, title, "done"))
-        if failed_h:
-            title = f"{label}: {bucket['failed']} failed"
-            bars.append(Bar(x, slot - 2, base - done_h - failed_h, failed_h, title, "failed"))
+        for key, verb in CHART_PARTS:
+            height = round(bucket.get(key, 0) * scale, 1)
+            if height:
+                title = f"{label}: {bucket[key]} {verb}"
+                bars.append(Bar(x, slot - 2, base - height, height, title, key))
+                base -= height
     return {
         "bars": bars,
         "top": top,
@@ -158,17 +164,38 @@ def chart(buckets: list[dict]) -> dict:
         "height": CHART_HEIGHT,
         "total_done": sum(b["done"] for b in buckets),
         "total_failed": sum(b["failed"] for b in buckets),
+        "total_cancelled": sum(b.get("cancelled", 0) for b in buckets),
         "first": buckets[0]["minute"] if buckets else None,
         "last": buckets[-1]["minute"] if buckets else None,
     }
 
 
-def recent_failures(jobs):
-    return (
+def recent_failures(jobs) -> list[dict]:
+    """The latest failed jobs, each with its last error's class and message."""
+    failed = (
         jobs.filter(status=JobStatus.FAILED)
         .only("pk", "task_path", "queue_name", "finished_at", "attempts", "errors")
         .order_by("-finished_at")[:RECENT_FAILURES]
     )
+    return [
+        {
+            "job": job,
+            "error_class": job.errors[-1].get("exception_class_path", "") if job.errors else "",
+            "message": error_message(job.errors[-1]) if job.errors else "",
+        }
+        for job in failed
+    ]
+
+
+def deferred_ready(jobs, now) -> dict[str, int]:
+    """Per queue: READY jobs not due yet (run_after or a retry's backoff)."""
+    rows = (
+        jobs.filter(status=JobStatus.READY, available_at__gt=now)
+        .values("queue_name")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {row["queue_name"]: row["n"] for row in rows}
 
 
 def context(database: str = "default", backend: str | None = None) -> dict:
@@ -185,6 +212,8 @@ def context(database: str = "default", backend: str | None = None) -> dict:
         "queues": queues,
         "approximate_counts": any(q["approximate"] for q in queues),
         "oldest_ready": oldest_ready(jobs, now),
+        "deferred": sorted(deferred_ready(jobs, now).items()),
+        "unfinished": any(total for status, total in zip(statuses, totals) if status in LIVE),
         "chart": chart(per_minute(jobs, now)),
         "recent_failures": recent_failures(jobs),
         "now": now,

@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from djtasks.admin import schedules, workers
+from djtasks.admin.display import breakable_path
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -27,7 +28,8 @@ class TaskFilter(admin.SimpleListFilter):
     parameter_name = "task"
 
     def lookups(self, request, model_admin):
-        return [(path, path) for path in schedules.task_choices()]
+        # Long paths wrap at their dots and underscores, not mid-word.
+        return [(path, breakable_path(path)) for path in schedules.task_choices()]
 
     def queryset(self, request, queryset):
         if self.value():

@@ -8,12 +8,16 @@ from django.utils.html import format_html, format_html_join
 
 from djtasks.admin import waiting, workflows
 from djtasks.admin.display import (
+    breakable_path,
+    error_message,
     format_duration,
+    format_time,
     job_link,
     pretty_json,
     progress_bar,
     short_time,
     status_badge,
+    trimmed_traceback,
 )
 from djtasks.models import JobStatus
 
@@ -27,11 +31,41 @@ class JobColumns:
 
     @admin.display(description="status", ordering="status")
     def status_column(self, job):
-        return status_badge(job.status)
+        badge = status_badge(job.status)
+        if job.status == JobStatus.RUNNING and job.cancel_requested_at:
+            # A Cancel was clicked: the worker stops the job at its next check.
+            return format_html('{} <span class="djtasks-stop-pending">stop requested</span>', badge)
+        return badge
 
     @admin.display(description="task", ordering="task_path")
     def task_column(self, job):
-        return job.task_path
+        return breakable_path(job.task_path)
+
+    @admin.display(description="status", ordering="status")
+    def status_list_column(self, job):
+        return format_html(
+            '{}<br><span class="djtasks-quiet">{} {}</span>',
+            self.status_column(job),
+            "attempts" if job.max_attempts > 1 else "attempt",
+            self.attempts_column(job),
+        )
+
+    @admin.display(description="task and queue", ordering="task_path")
+    def task_list_column(self, job):
+        return format_html(
+            '{}<br><span class="djtasks-quiet">queue {}</span>',
+            breakable_path(job.task_path),
+            job.queue_name,
+        )
+
+    @admin.display(description="enqueued · took", ordering="enqueued_at")
+    def when_column(self, job):
+        took = self.duration_column(job)
+        if took == "-":
+            return short_time(job.enqueued_at)
+        return format_html(
+            '{}<br><span class="djtasks-quiet">took {}</span>', short_time(job.enqueued_at), took
+        )
 
     @admin.display(description="queue", ordering="queue_name")
     def queue_column(self, job):
@@ -127,21 +161,23 @@ class JobColumns:
 
     @admin.display(description="errors")
     def errors_column(self, job):
+        """Every failed attempt, the latest first; tracebacks without djtasks' own frames."""
         if not job.errors:
             return "-"
         return format_html_join(
             "",
             '<div class="djtasks-error"><p><strong>Attempt {}</strong> · {} · {} · '
-            "worker {}</p><pre>{}</pre></div>",
+            'worker {}</p><p class="djtasks-error-message">{}</p><pre>{}</pre></div>',
             (
                 (
                     error.get("attempt", "?"),
                     error.get("exception_class_path", ""),
-                    error.get("failed_at", ""),
+                    format_time(_parse_time(error.get("failed_at"))),
                     error.get("worker_id", ""),
-                    error.get("traceback", ""),
+                    error_message(error),
+                    trimmed_traceback(error.get("traceback", "")),
                 )
-                for error in job.errors
+                for error in reversed(job.errors)
             ),
         )
 
@@ -153,32 +189,28 @@ class JobColumns:
             format_html_join(
                 "",
                 "<li><time>{}</time> {}</li>",
-                (
-                    (timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], what)
-                    for when, what in events
-                ),
+                ((format_time(when), what) for when, what in events),
             ),
         )
 
 
 def timeline_events(job) -> list:
-    """(time, what) pairs for the job's history, oldest first."""
+    """(time, what) pairs for the job's history, oldest first.
+
+    Each failed attempt's entry in Job.errors gives its start (when the
+    worker recorded it), its failure and a retry from the admin; the
+    latest attempt's start is last_attempted_at.
+    """
     events = [(job.enqueued_at, "enqueued")]
     if job.run_after:
         events.append((job.run_after, "due (run_after)"))
-    if job.started_at:
-        events.append((job.started_at, "first attempt started"))
+    started = set()
     for error in job.errors:
-        failed_at = _parse_time(error.get("failed_at"))
-        if failed_at:
-            events.append(
-                (
-                    failed_at,
-                    f"attempt {error.get('attempt', '?')} failed: "
-                    f"{error.get('exception_class_path', '')}",
-                )
-            )
-    if job.last_attempted_at and job.attempts > 1:
+        events.extend(_attempt_events(error, started))
+    if job.started_at and 1 not in started:
+        events.append((job.started_at, "first attempt started"))
+        started.add(1)
+    if job.last_attempted_at and job.attempts > 1 and job.attempts not in started:
         events.append((job.last_attempted_at, f"attempt {job.attempts} started"))
     if job.status == JobStatus.READY and job.attempts and job.available_at:
         events.append((job.available_at, "next attempt due"))
@@ -186,7 +218,28 @@ def timeline_events(job) -> list:
         events.append((job.cancel_requested_at, "cancel requested"))
     if job.finished_at:
         events.append((job.finished_at, f"finished: {JobStatus(job.status).label.lower()}"))
+    # A stable sort: events recorded at the same instant keep their order.
     return sorted(events, key=lambda event: event[0])
+
+
+def _attempt_events(error: dict, started: set) -> list:
+    """The started / failed / retried events one error entry records."""
+    attempt = error.get("attempt", "?")
+    events = []
+    started_at = _parse_time(error.get("started_at"))
+    if started_at:
+        label = "first attempt started" if attempt == 1 else f"attempt {attempt} started"
+        events.append((started_at, label))
+        started.add(attempt)
+    failed_at = _parse_time(error.get("failed_at"))
+    if failed_at:
+        events.append(
+            (failed_at, f"attempt {attempt} failed: {error.get('exception_class_path', '')}")
+        )
+    retried_at = _parse_time(error.get("retried_at"))
+    if retried_at:
+        events.append((retried_at, "retried from the admin (a fresh attempt budget)"))
+    return events
 
 
 def _parse_time(value):

@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from djtasks.admin import argument_search, bulk, dashboard, schedules, workflows
 from djtasks.admin.actions import OPERATIONS, cancel_jobs, retry_jobs, run_jobs_now
 from djtasks.admin.backends import BackendFilter, djtasks_aliases
-from djtasks.admin.display import HEAVY_FIELDS, STATIC_CSS
+from djtasks.admin.display import HEAVY_FIELDS, REFRESH_SECONDS, STATIC_CSS, STATIC_JS
 from djtasks.admin.filters import QueueFilter, TaskFilter
 from djtasks.admin.job_columns import JobColumns
 from djtasks.admin.paging import EstimatedCountPaginator
@@ -27,20 +27,19 @@ from djtasks.models import Job, JobStatus
 
 @admin.register(Job)
 class JobAdmin(JobColumns, admin.ModelAdmin):
+    # What reads at 1280 px beside the admin's sidebar and the filters
+    # without a horizontal scroll: attempts sit under the status, the queue
+    # under the task, the duration under the enqueued time; priority and the
+    # started / finished times are on the job's page (see docs/admin.md).
     list_display = (
         "short_id",
-        "status_column",
-        "task_column",
-        "queue_column",
-        "priority",
-        "attempts_column",
-        "enqueued_column",
-        "started_column",
-        "finished_column",
-        "duration_column",
+        "status_list_column",
+        "task_list_column",
+        "when_column",
         "list_progress_column",
     )
-    list_display_links = ("short_id",)
+    # The task links too: a phone's list leaves the id column out.
+    list_display_links = ("short_id", "task_list_column")
     list_filter = (
         "status",
         BackendFilter,
@@ -92,6 +91,7 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
 
     class Media:
         css = STATIC_CSS
+        js = STATIC_JS
 
     # Jobs are made by enqueue(), never typed in; their fields are the
     # record of what happened and stay read-only.
@@ -104,7 +104,17 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or obj.workflow_id is None:
+        if obj is None:
+            return fieldsets
+        fieldsets = [
+            (name, {**options, "fields": shown})
+            for name, options in fieldsets
+            if (shown := [field for field in options["fields"] if not _is_empty(obj, field)])
+        ]
+        if obj.status == JobStatus.FAILED:
+            # The error is what a person opens a failed job for: first.
+            fieldsets.sort(key=lambda fieldset: fieldset[0] != "Result")
+        if obj.workflow_id is None:
             return fieldsets
         # A workflow step's page lists every step of its workflow.
         return [*fieldsets[:1], ("Workflow", {"fields": ("workflow_column",)}), *fieldsets[1:]]
@@ -131,10 +141,12 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         request._djtasks_changelist = True
         response = super().changelist_view(request, extra_context)
-        if hasattr(response, "context_data") and "cl" in response.context_data:
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
             # "Retry / cancel / delete all matching": djtasks.admin.bulk.
-            cl = response.context_data["cl"]
-            response.context_data["djtasks_bulk_links"] = bulk.links(self, request, cl)
+            response.context_data["djtasks_bulk_links"] = bulk.links(self, request, changelist)
+            if any(not job.is_finished for job in changelist.result_list):
+                response.context_data["djtasks_refresh"] = REFRESH_SECONDS
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -145,6 +157,7 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
             "show_save_and_continue": False,
             "show_save_and_add_another": False,
             "djtasks_operations": self._allowed_operations(request, object_id),
+            "djtasks_refresh": REFRESH_SECONDS if self._is_unfinished(request, object_id) else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -206,12 +219,14 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
         backend = request.GET.get("backend") or None
         if backend is not None and backend not in aliases:
             raise Http404(f"No djtasks backend {backend!r} in TASKS.")
+        figures = dashboard.context(Job.objects.db, backend=backend)
         context = {
             **self.admin_site.each_context(request),
-            **dashboard.context(Job.objects.db, backend=backend),
+            **figures,
             "backend": backend,
             "backends": aliases if len(aliases) > 1 else [],
             "title": "Jobs dashboard",
+            "djtasks_refresh": REFRESH_SECONDS if figures["unfinished"] else None,
             "opts": self.opts,
             "media": self.media,
         }
@@ -230,6 +245,10 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
         self.message_user(request, done_message(function(Job.objects.filter(pk=job.pk))))
         return HttpResponseRedirect(reverse("admin:djtasks_job_change", args=[job.pk]))
 
+    def _is_unfinished(self, request, object_id) -> bool:
+        job = self.get_object(request, object_id)
+        return job is not None and not job.is_finished
+
     def _allowed_operations(self, request, object_id):
         job = self.get_object(request, object_id)
         if job is None or not self.has_change_permission(request, job):
@@ -247,6 +266,24 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
             (reverse("admin:djtasks_job_operate", args=[job.pk, name]), label)
             for name, label in allowed
         ]
+
+
+# The fields of a job's page that say nothing when they are empty: hidden then.
+EMPTY_WHEN = {
+    "progress_column": lambda job: not isinstance(job.progress, dict),
+    "worker_column": lambda job: job.worker_id is None,
+    "about_column": lambda job: job.content_type_id is None,
+    "schedule": lambda job: job.schedule_id is None,
+    "unique_key": lambda job: not job.unique_key,
+    "limits_column": lambda job: not (job.rate_limit or job.concurrency_key),
+    "duration_column": lambda job: job.started_at is None,
+    "return_value_column": lambda job: job.return_value is None,
+    "errors_column": lambda job: not job.errors,
+}
+
+
+def _is_empty(job, field: str) -> bool:
+    return field in EMPTY_WHEN and EMPTY_WHEN[field](job)
 
 
 def _id_range(term: str):

@@ -6,58 +6,30 @@ djtasks.beat.timing, through Schedule.clean(): the admin previews exactly
 what the beat will do.
 """
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import F
+from django.http import JsonResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from djtasks import registry
+from djtasks.admin.display import (
+    STATIC_CSS,
+    breakable_path,
+    error_message,
+    format_time,
+    short_time,
+    status_badge,
+)
+from djtasks.admin.schedule_form import ScheduleForm, task_choices
 from djtasks.beat import timing
-from djtasks.models import Schedule
+from djtasks.models import JobStatus, Schedule
+
+__all__ = ["ScheduleAdmin", "ScheduleForm", "task_choices"]
 
 PREVIEW_RUNS = 5
-
-
-def task_choices() -> list[str]:
-    """The dotted paths of every task the workers may run."""
-    registry.autodiscover()
-    return registry.registered_paths()
-
-
-class ScheduleForm(forms.ModelForm):
-    task_path = forms.ChoiceField(label="Task", help_text="One of the registered tasks.")
-
-    class Meta:
-        model = Schedule
-        fields = (
-            "name",
-            "task_path",
-            "args",
-            "kwargs",
-            "queue_name",
-            "priority",
-            "cron",
-            "interval",
-            "run_at",
-            "time_zone",
-            "start_at",
-            "end_at",
-            "enabled",
-            "misfire_policy",
-            "misfire_cap",
-            "skip_if_running",
-        )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        choices = [(path, path) for path in task_choices()]
-        current = self.instance.task_path
-        if current and current not in dict(choices):
-            # Keep the stored value visible; Schedule.clean() rejects it.
-            choices.append((current, f"{current} (not registered)"))
-        self.fields["task_path"].choices = [("", "---------"), *choices]
 
 
 @admin.action(description="Enable", permissions=["change"])
@@ -105,26 +77,31 @@ def run_schedule_now(schedule: Schedule):
     return task.enqueue(*schedule.args, **schedule.kwargs)
 
 
+# A schedule's last run, as the list shows it: its job's status (FAILED
+# is what a person must see) and, for a failure, the error's first line.
+LAST_RUN_FIELDS = {"last_status": F("last_job__status"), "last_errors": F("last_job__errors")}
+
+
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
+    # Narrow enough for 1280 px beside the sidebar and filters: the task
+    # sits under the name, the run count is on the schedule's page.
     list_display = (
-        "name",
-        "task_path",
+        "name_column",
         "when",
-        "time_zone",
         "enabled",
-        "next_run_at",
-        "last_run_at",
-        "run_count",
+        "next_run_column",
+        "last_run_column",
         "problem",
     )
+    list_display_links = ("name_column",)
     list_filter = ("enabled", "declared_in_code")
     search_fields = ("name", "task_path")
     actions = [enable, disable, run_now]
     readonly_fields = (
         "next_runs_preview",
-        "next_run_at",
-        "last_run_at",
+        "next_run_column",
+        "last_run_column",
         "last_job_link",
         "run_count",
         "last_error",
@@ -134,8 +111,17 @@ class ScheduleAdmin(admin.ModelAdmin):
         (
             "When",
             {
-                "fields": ("cron", "interval", "run_at", "time_zone", "start_at", "end_at"),
-                "description": "Give exactly one of cron, interval or run at.",
+                "fields": (
+                    "cron",
+                    "interval",
+                    "run_at",
+                    "time_zone",
+                    "start_at",
+                    "end_at",
+                    "next_runs_preview",
+                ),
+                "description": "Give exactly one of cron, interval or run at; the next runs "
+                "below follow what you type.",
             },
         ),
         ("Behaviour", {"fields": ("enabled", "misfire_policy", "misfire_cap", "skip_if_running")}),
@@ -143,9 +129,8 @@ class ScheduleAdmin(admin.ModelAdmin):
             "State",
             {
                 "fields": (
-                    "next_runs_preview",
-                    "next_run_at",
-                    "last_run_at",
+                    "next_run_column",
+                    "last_run_column",
                     "last_job_link",
                     "run_count",
                     "last_error",
@@ -154,33 +139,82 @@ class ScheduleAdmin(admin.ModelAdmin):
         ),
     )
 
+    class Media:
+        css = STATIC_CSS
+        js = ["djtasks/schedule_preview.js"]
+
+    def get_queryset(self, request):
+        # The last job's status and errors in the same query: one join on
+        # its primary key, no query per row.
+        return super().get_queryset(request).annotate(**LAST_RUN_FIELDS)
+
+    def get_urls(self):
+        preview = path(
+            "preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="djtasks_schedule_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request):
+        """The next runs of the timing typed into the form, as JSON (nothing is saved)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(preview_of(request.GET))
+
+    @admin.display(description="schedule · task", ordering="name")
+    def name_column(self, schedule):
+        return format_html(
+            '{}<br><span class="djtasks-quiet">{}</span>',
+            schedule.name,
+            breakable_path(schedule.task_path),
+        )
+
     @admin.display(description="when")
     def when(self, schedule):
         if schedule.cron:
-            return f"cron {schedule.cron}"
+            return f"cron {schedule.cron} ({schedule.time_zone})"
         if schedule.interval:
             return f"every {schedule.interval}"
-        return f"once at {schedule.run_at}" if schedule.run_at else "-"
+        return f"once at {format_time(schedule.run_at)}" if schedule.run_at else "-"
+
+    @admin.display(description="next run", ordering="next_run_at")
+    def next_run_column(self, schedule):
+        return short_time(schedule.next_run_at)
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run_column(self, schedule):
+        status = getattr(schedule, "last_status", None)
+        if schedule.last_run_at is None:
+            return "-"
+        if status is None:
+            return short_time(schedule.last_run_at)
+        return format_html("{}<br>{}", short_time(schedule.last_run_at), status_badge(status))
 
     @admin.display(description="problem")
     def problem(self, schedule):
-        return schedule.last_error or ""
+        if schedule.last_error:
+            return schedule.last_error
+        errors = getattr(schedule, "last_errors", None)
+        if getattr(schedule, "last_status", None) == JobStatus.FAILED and errors:
+            last = errors[-1]
+            message = error_message(last)
+            path = last.get("exception_class_path", "")
+            return f"last run failed: {path}: {message}" if message else f"last run failed: {path}"
+        return ""
 
     @admin.display(description="next five runs")
     def next_runs_preview(self, schedule):
+        url = reverse("admin:djtasks_schedule_preview")
         if schedule.pk is None:
-            return "Shown once saved."
-        try:
-            runs = timing.next_runs(schedule, PREVIEW_RUNS, timezone.now())
-        except (ValueError, ValidationError) as error:
-            return f"Cannot compute: {error}"
-        if not runs:
-            return "No more runs."
+            runs, error = [], "Fill in cron, interval or run at to see the next runs."
+        else:
+            runs, error = _next_runs(schedule)
         return format_html(
-            "<ol>{}</ol>",
-            format_html_join(
-                "", "<li>{}</li>", ((run.strftime("%Y-%m-%d %H:%M:%S %Z"),) for run in runs)
-            ),
+            '<div id="djtasks-preview" data-url="{}"><ol>{}</ol><p class="help">{}</p></div>',
+            url,
+            format_html_join("", "<li>{}</li>", ((run,) for run in runs)),
+            error,
         )
 
     @admin.display(description="last job")
@@ -189,3 +223,33 @@ class ScheduleAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("admin:djtasks_job_change", args=[schedule.last_job_id])
         return format_html('<a href="{}">{}</a>', url, schedule.last_job_id)
+
+
+TIMING = ("cron", "interval", "run_at", "time_zone", "start_at", "end_at")
+
+
+def preview_of(data) -> dict:
+    """{"runs": [...], "error": "..."} for the timing fields in ``data`` (form input)."""
+    form = ScheduleForm(data=data, instance=Schedule())
+    form.is_valid()  # only the timing fields matter here; the rest may be unfinished
+    for field in TIMING:
+        if form.has_error(field):
+            return {"runs": [], "error": f"{field.replace('_', ' ')}: {form.errors[field][0]}"}
+    values = {field: form.cleaned_data.get(field) for field in TIMING}
+    values["cron"] = values["cron"] or ""
+    errors = timing.validate_timing(**values)
+    if errors:
+        return {"runs": [], "error": next(iter(errors.values()))}
+    runs, error = _next_runs(Schedule(**values))
+    return {"runs": runs, "error": error}
+
+
+def _next_runs(schedule) -> tuple[list[str], str]:
+    """The next PREVIEW_RUNS run times in the schedule's zone, or why there are none."""
+    try:
+        runs = timing.next_runs(schedule, PREVIEW_RUNS, timezone.now())
+    except (ValueError, ValidationError) as error:
+        return [], f"Cannot compute: {error}"
+    zone = timing.zone(schedule.time_zone)
+    shown = [format_time(run, zone) for run in runs]
+    return shown, "" if shown else "No more runs."

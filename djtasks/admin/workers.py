@@ -3,12 +3,14 @@
 from datetime import timedelta
 
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from djtasks.admin.backends import BackendFilter
+from djtasks.admin.display import format_time
 from djtasks.compat import task_backends
 from djtasks.conf import settings
 from djtasks.models import Job, JobStatus, Worker
@@ -55,20 +57,32 @@ class StateFilter(admin.SimpleListFilter):
         return queryset
 
 
+# The window of the per-worker counts of finished jobs.
+COUNTS_OVER = timedelta(hours=1)
+
+
+def _finished_since(since, status=None):
+    """The number of jobs a worker finished since ``since`` (of ``status``), as a subquery."""
+    jobs = Job.objects.filter(worker=OuterRef("pk"), finished_at__gte=since)
+    if status is not None:
+        jobs = jobs.filter(status=status)
+    count = jobs.order_by().values("worker").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
+
+
 STATE_CSS = {ALIVE: "SUCCESSFUL", STALE: "FAILED", STOPPED: "CANCELLED"}
 
 
 class WorkerAdmin(admin.ModelAdmin):
+    # Narrow enough for 1280 px beside the sidebar and filters: the id
+    # names the host; pid, start time and the full heartbeat are on the
+    # worker's page.
     list_display = (
         "id",
-        "hostname",
-        "pid",
         "queues_column",
-        "concurrency",
-        "started_at",
-        "heartbeat_age",
-        "state_column",
+        "state_list_column",
         "running_count",
+        "processed_column",
         "tasks_count",
     )
     list_filter = (StateFilter, BackendFilter, "hostname")
@@ -80,11 +94,11 @@ class WorkerAdmin(admin.ModelAdmin):
         "backend",
         "queues_column",
         "concurrency",
-        "started_at",
-        "last_heartbeat_at",
-        "heartbeat_age",
-        "stopped_at",
+        "started_column",
+        "heartbeat_column",
+        "stopped_column",
         "state_column",
+        "processed_column",
         "running_jobs",
         "task_digest",
         "tasks_column",
@@ -110,12 +124,45 @@ class WorkerAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_queryset(self, request):
-        # One grouped join over the partial index of running jobs.
+        # One grouped join over the partial index of running jobs, and the
+        # last hour's outcomes per worker (a range of the finished-time index,
+        # never the whole history).
+        since = timezone.now() - COUNTS_OVER
         return (
             super()
             .get_queryset(request)
-            .annotate(running=Count("jobs", filter=Q(jobs__status=JobStatus.RUNNING)))
+            .annotate(
+                running=Count("jobs", filter=Q(jobs__status=JobStatus.RUNNING)),
+                processed=_finished_since(since),
+                failed=_finished_since(since, status=JobStatus.FAILED),
+            )
         )
+
+    @admin.display(description="state", ordering="-last_heartbeat_at")
+    def state_list_column(self, worker):
+        seconds = (timezone.now() - worker.last_heartbeat_at).total_seconds()
+        return format_html(
+            '{}<br><span class="djtasks-quiet">beat {} s ago</span>',
+            self.state_column(worker),
+            f"{seconds:.0f}",
+        )
+
+    @admin.display(description="started", ordering="started_at")
+    def started_column(self, worker):
+        return format_time(worker.started_at)
+
+    @admin.display(description="last heartbeat", ordering="-last_heartbeat_at")
+    def heartbeat_column(self, worker):
+        seconds = (timezone.now() - worker.last_heartbeat_at).total_seconds()
+        return f"{format_time(worker.last_heartbeat_at)} ({seconds:.0f} s ago)"
+
+    @admin.display(description="stopped", ordering="stopped_at")
+    def stopped_column(self, worker):
+        return format_time(worker.stopped_at)
+
+    @admin.display(description="last hour: done (failed)", ordering="processed")
+    def processed_column(self, worker):
+        return f"{worker.processed} ({worker.failed})"
 
     @admin.display(description="queues")
     def queues_column(self, worker):
@@ -135,7 +182,7 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description="running", ordering="running")
     def running_count(self, worker):
-        return worker.running
+        return f"{worker.running} of {worker.concurrency}"
 
     @admin.display(description="tasks")
     def tasks_count(self, worker):

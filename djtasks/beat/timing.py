@@ -15,6 +15,7 @@ Cron expressions are read as wall-clock times in the schedule's time zone:
   the repeated hour, as cron does.
 """
 
+import inspect
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -285,12 +286,36 @@ def validate_call(task_path, args, kwargs, queue_name, priority) -> dict:
         errors["args"] = "args must be a JSON list."
     if not isinstance(kwargs, dict):
         errors["kwargs"] = "kwargs must be a JSON object."
+    if not errors:
+        errors.update(call_errors(task, args, kwargs))
     try:
         task.using(queue_name=queue_name, priority=priority)
     except Exception as error:  # noqa: BLE001 - any invalid option is a form error
         field = "priority" if "priority" in str(error).lower() else "queue_name"
         errors[field] = str(error)
     return errors
+
+
+def call_errors(task, args: list, kwargs: dict) -> dict:
+    """{"args": message} if the task's function cannot take these arguments.
+
+    A schedule saved with the wrong arguments would fail every run; binding
+    them to the signature now says so on save instead.
+    """
+    function = getattr(task, "func", None)
+    if function is None:
+        return {}
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return {}  # a builtin or C function: nothing to check against
+    # A task that takes its context gets it as its first argument at run time.
+    context = [None] if getattr(task, "takes_context", False) else []
+    try:
+        signature.bind(*context, *args, **kwargs)
+    except TypeError as error:
+        return {"args": f"{task.module_path}{signature} cannot take these arguments: {error}."}
+    return {}
 
 
 def clean_schedule(schedule, now: datetime | None = None) -> None:

@@ -69,12 +69,15 @@ def _retry_one(job, task_path: str) -> int:
 
 
 def _put_back(jobs, task_path: str) -> int:
+    now = timezone.now()
+    _note_retry(jobs, now)
+    # started_at stays: it is when the first attempt began (the claim only
+    # sets it while it is empty), and the timeline shows it so.
     return jobs.update(
         status=JobStatus.READY,
         max_attempts=F("attempts") + _budget(task_path),
         lost_attempts=0,
-        available_at=timezone.now(),
-        started_at=None,
+        available_at=now,
         finished_at=None,
         cancel_requested_at=None,
         # A human asked for it to run now: an old expiry no longer applies.
@@ -82,6 +85,21 @@ def _put_back(jobs, task_path: str) -> int:
         worker=None,
         progress=None,
     )
+
+
+def _note_retry(jobs, now) -> None:
+    """Write the retry's time into the last error entry, for the job's timeline.
+
+    Runs in the caller's transaction, just before the guarded UPDATE: if that
+    UPDATE is refused, the notes roll back with it.
+    """
+    # FAILED and CANCELLED rows are claimed by no worker; the lock only makes
+    # a second admin's retry of the same rows wait, then skip them (they are
+    # READY by then and the status filter drops them).
+    failed = [job for job in jobs.select_for_update().only("pk", "errors") if job.errors]
+    for job in failed:
+        job.errors[-1] = {**job.errors[-1], "retried_at": now.isoformat()}
+    jobs.model.objects.using(jobs.db).bulk_update(failed, ["errors"], batch_size=500)
 
 
 def _budget(task_path: str) -> int:

@@ -305,7 +305,9 @@ class ClaimThread:
         """The executor itself raised (outside the task): fail the attempt."""
         logger.exception(JOB_FORMAT + " outcome=FAILED (error outside the task)", *job_fields(job))
         now = timezone.now()
-        entry = error_entry(error, job.attempts, self.owner.worker_id, now)
+        entry = error_entry(
+            error, job.attempts, self.owner.worker_id, now, started_at=job.last_attempted_at
+        )
         return Outcome(
             job.id, "FAILED", now, error=entry, attempt=job.attempts, workflow_id=job.workflow_id
         )

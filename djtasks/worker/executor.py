@@ -109,7 +109,9 @@ class Executor:
         now = timezone.now()
         retry_at = self._retry_at(job, error, now)
         recorded = recorded_error(error, retried=retry_at is not None)
-        entry = error_entry(recorded, job.attempts, self.worker_id, now)
+        entry = error_entry(
+            recorded, job.attempts, self.worker_id, now, started_at=job.last_attempted_at
+        )
         if retry_at is None:
             outcome = Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
         else:

@@ -95,7 +95,14 @@ def outcome_of(verdict: Verdict, worker_id: str) -> Outcome:
 def timeout_outcome(job, worker_id: str, stack: str, now) -> Outcome:
     """FAILED with a JobTimeout error, or READY again if a retry is due."""
     error = JobTimeout(f"job {job.id} ran longer than its timeout of {job.timeout:g} s")
-    entry = error_entry(error, job.attempts, worker_id, now, f"{stack}{entry_line(error)}")
+    entry = error_entry(
+        error,
+        job.attempts,
+        worker_id,
+        now,
+        f"{stack}{entry_line(error)}",
+        started_at=job.last_attempted_at,
+    )
     if job.attempts < job.max_attempts and should_retry(job.retry_policy, error):
         delay = backoff_delay(job.retry_policy, job.attempts)
         retry_at = now + timedelta(seconds=delay)

@@ -49,9 +49,12 @@ DEMOS = {
 
 
 def index(request):
-    jobs = _demo_jobs().defer("args", "kwargs", "errors").order_by("-enqueued_at")[:20]
+    jobs = list(_demo_jobs().defer("args", "kwargs", "errors").order_by("-enqueued_at")[:20])
     demos = [(name, label) for name, (label, _) in DEMOS.items()]
-    return render(request, "demo/index.html", {"jobs": jobs, "demos": demos})
+    # While a listed job is unfinished, the page refreshes its list by itself.
+    unfinished = any(not job.is_finished for job in jobs)
+    context = {"jobs": jobs, "demos": demos, "unfinished": unfinished}
+    return render(request, "demo/index.html", context)
 
 
 @require_POST

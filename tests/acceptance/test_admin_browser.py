@@ -180,3 +180,249 @@ def test_retry_all_matching_from_the_filtered_list(browser, live_server, django_
     WebDriverWait(browser, 20).until(lambda b: "120 jobs put back to ready." in b.page_source)
     assert Job.objects.filter(status=JobStatus.READY).count() == 120
     assert Job.objects.get(task_path="tests.tasks.noop").status == JobStatus.FAILED
+
+
+# --- at a desktop's and a phone's width -----------------------------------
+
+WIDTHS = {"desktop": 1280, "phone": 390}
+LONG_TASK = "example_project.demo.tasks.build_report_with_a_rather_long_descriptive_name"
+
+
+def show_at(browser, width: int) -> None:
+    """Lay pages out at ``width`` CSS pixels, as a screen that wide would."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+
+
+@pytest.fixture(params=sorted(WIDTHS), ids=sorted(WIDTHS))
+def width(request):
+    return WIDTHS[request.param]
+
+
+def a_page_of_every_kind_of_job():
+    """Jobs of each status, long task paths, progress known and unknown."""
+    now = timezone.now()
+    rows = []
+    for i, status in enumerate(JobStatus.values * 4):
+        finished = status in ("SUCCESSFUL", "FAILED", "CANCELLED", "EXPIRED")
+        rows.append(
+            Job(
+                task_path=LONG_TASK if i % 2 else "example_project.demo.tasks.add",
+                queue_name="emails" if i % 3 else "default",
+                status=status,
+                attempts=1,
+                max_attempts=3,
+                enqueued_at=now - timedelta(minutes=i),
+                started_at=now - timedelta(minutes=i) if status != "READY" else None,
+                finished_at=now if finished else None,
+                progress={"current": i, "total": 40 if i % 4 else None, "message": "rows"},
+            )
+        )
+    Job.objects.bulk_create(rows)
+
+
+def overflow(browser, element=None):
+    """(scrollWidth, clientWidth) of ``element``, or of the page."""
+    script = (
+        "const e = arguments[0] || document.documentElement; return [e.scrollWidth, e.clientWidth]"
+    )
+    return browser.execute_script(script, element)
+
+
+def test_the_job_list_fits_without_a_horizontal_scroll(
+    browser, live_server, django_user_model, width
+):
+    a_page_of_every_kind_of_job()
+    log_in(browser, live_server, django_user_model)
+    show_at(browser, width)
+    browser.get(f"{live_server.url}/admin/djtasks/job/")
+    results = browser.find_element(By.CSS_SELECTOR, "#changelist .results")
+    scroll, client = overflow(browser, results)
+    browser.save_screenshot(str(SCREENSHOTS / f"admin-jobs-{width}.png"))
+    assert scroll <= client, f"the job list is {scroll} px wide in a {client} px box"
+    scroll, client = overflow(browser)
+    assert scroll <= client, f"the page is {scroll} px wide on a {client} px screen"
+    # The task column still shows the whole path (wrapped at its dots).
+    assert LONG_TASK in results.text.replace("\n", "")
+
+
+def test_the_other_pages_fit_the_screen(browser, live_server, django_user_model, width):
+    from djtasks.models import Schedule, Worker
+
+    a_page_of_every_kind_of_job()
+    Worker.objects.create(
+        id="web1.example.org-4242",
+        hostname="web1.example.org",
+        pid=4242,
+        queues=["default", "emails"],
+        concurrency=4,
+    )
+    Schedule.objects.create(
+        name="nightly report",
+        task_path=LONG_TASK.rsplit("_with", 1)[0],
+        cron="30 2 * * *",
+        time_zone="Europe/Berlin",
+    )
+    log_in(browser, live_server, django_user_model)
+    show_at(browser, width)
+    for path in ("/admin/djtasks/worker/", "/admin/djtasks/schedule/"):
+        browser.get(f"{live_server.url}{path}")
+        scroll, client = overflow(
+            browser, browser.find_element(By.CSS_SELECTOR, "#changelist .results")
+        )
+        assert scroll <= client, f"{path}: the list is {scroll} px wide in a {client} px box"
+    failed = Job.objects.filter(status=JobStatus.FAILED).first()
+    for path in (
+        "/admin/djtasks/job/dashboard/",
+        "/admin/djtasks/worker/",
+        "/admin/djtasks/schedule/",
+        f"/admin/djtasks/job/{failed.pk}/change/",
+    ):
+        browser.get(f"{live_server.url}{path}")
+        scroll, client = overflow(browser)
+        assert scroll <= client, f"{path}: the page is {scroll} px wide on a {client} px screen"
+
+
+def test_progress_bars_are_striped_only_for_an_unknown_total(
+    browser, live_server, django_user_model
+):
+    known = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        status=JobStatus.SUCCESSFUL,
+        finished_at=timezone.now(),
+        progress={"current": 40, "total": 40, "message": "done"},
+    )
+    unknown = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        status=JobStatus.RUNNING,
+        progress={"current": 7, "total": None, "message": "counting"},
+    )
+    never = Job.objects.create(
+        task_path="example_project.demo.tasks.add", status=JobStatus.SUCCESSFUL
+    )
+    log_in(browser, live_server, django_user_model)
+
+    def fill_image(job):
+        browser.get(f"{live_server.url}/admin/djtasks/job/{job.pk}/change/")
+        fill = browser.find_element(By.CSS_SELECTOR, ".djtasks-progress-fill")
+        return fill.value_of_css_property("background-image")
+
+    assert fill_image(known) == "none"
+    assert "repeating-linear-gradient" in fill_image(unknown)
+    browser.get(f"{live_server.url}/admin/djtasks/job/{never.pk}/change/")
+    browser.implicitly_wait(0)
+    assert not browser.find_elements(By.CSS_SELECTOR, ".djtasks-progress")
+
+
+def test_a_running_job_page_turns_successful_without_a_reload(
+    browser, live_server, django_user_model, width
+):
+    running = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        args=[5],
+        status=JobStatus.RUNNING,
+        attempts=1,
+        started_at=timezone.now(),
+        last_attempted_at=timezone.now(),
+        progress={"current": 2, "total": 5, "message": "counting"},
+    )
+    log_in(browser, live_server, django_user_model)
+    show_at(browser, width)
+    browser.get(f"{live_server.url}/admin/djtasks/job/{running.pk}/change/")
+
+    def text_of(selector):
+        # Read in one script call: the page swaps its content every few
+        # seconds, so an element found first may be gone when read.
+        return browser.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+            selector,
+        )
+
+    assert "Running" in text_of(".field-status_column")
+    # Set on this page only: a reload would lose it.
+    browser.execute_script("window.djtasksSamePage = true;")
+
+    Job.objects.filter(pk=running.pk).update(
+        status=JobStatus.SUCCESSFUL,
+        finished_at=timezone.now(),
+        progress={"current": 5, "total": 5, "message": "done"},
+        return_value={"counted": 5},
+    )
+    WebDriverWait(browser, 30).until(lambda _: "Successful" in text_of(".field-status_column"))
+    assert browser.execute_script("return window.djtasksSamePage === true")
+    assert '"counted": 5' in text_of(".field-return_value_column")
+    browser.implicitly_wait(0)
+    assert not browser.find_elements(By.ID, "djtasks-live")  # finished: no more refreshes
+
+
+def test_the_retried_job_timeline_reads_in_order(browser, live_server, django_user_model):
+    from djtasks.control import operations
+    from djtasks.testing import run_jobs
+    from tests import tasks
+
+    result = tasks.failing.enqueue("first")
+    run_jobs()
+    operations.retry(Job.objects.filter(pk=result.id))
+    run_jobs()
+    log_in(browser, live_server, django_user_model)
+    browser.get(f"{live_server.url}/admin/djtasks/job/{result.id}/change/")
+    items = browser.find_elements(By.CSS_SELECTOR, ".djtasks-timeline li")
+    events = [item.text.split(" ", 3)[3].split(":")[0] for item in items]
+    assert events == [
+        "enqueued",
+        "first attempt started",
+        "attempt 1 failed",
+        "retried from the admin (a fresh attempt budget)",
+        "attempt 2 started",
+        "attempt 2 failed",
+        "finished",
+    ]
+
+
+def test_the_schedule_form_previews_the_runs_as_they_are_typed(
+    browser, live_server, django_user_model
+):
+    log_in(browser, live_server, django_user_model)
+    browser.get(f"{live_server.url}/admin/djtasks/schedule/add/")
+    preview = browser.find_element(By.ID, "djtasks-preview")
+    assert not preview.find_elements(By.TAG_NAME, "li")  # nothing typed yet
+    browser.find_element(By.ID, "id_cron").send_keys("15 6 * * *")
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda _: len(preview.find_elements(By.TAG_NAME, "li")) == 5)
+    assert all(":15:00 " in item.text for item in preview.find_elements(By.TAG_NAME, "li"))
+    browser.find_element(By.ID, "id_cron").clear()
+    browser.find_element(By.ID, "id_interval").send_keys("5 minutes")
+    wait.until(lambda _: "Enter an interval" in preview.text)
+    from djtasks.models import Schedule
+
+    assert not Schedule.objects.exists()  # a preview saves nothing
+
+
+def test_the_job_list_follows_its_unfinished_jobs(browser, live_server, django_user_model):
+    running = Job.objects.create(
+        task_path="example_project.demo.tasks.slow_count",
+        status=JobStatus.RUNNING,
+        attempts=1,
+        started_at=timezone.now(),
+    )
+    log_in(browser, live_server, django_user_model)
+    browser.get(f"{live_server.url}/admin/djtasks/job/")
+    # The row's checkbox, held by the page: it must survive the refreshes.
+    browser.execute_script("window.djtasksBox = document.querySelector('input.action-select');")
+    Job.objects.filter(pk=running.pk).update(
+        status=JobStatus.SUCCESSFUL, finished_at=timezone.now()
+    )
+
+    def status_cell():
+        return browser.execute_script(
+            "return document.querySelector('#result_list td.field-status_list_column').textContent"
+        )
+
+    WebDriverWait(browser, 30).until(lambda _: "Successful" in status_cell())
+    assert browser.execute_script(
+        "const box = window.djtasksBox;"
+        "return document.body.contains(box) && box.value === arguments[0]",
+        str(running.pk),
+    )

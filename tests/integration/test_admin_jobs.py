@@ -254,9 +254,7 @@ def test_cancel_ready_and_running_jobs(admin_client):
     running = make_job(status=JobStatus.RUNNING, attempts=1, started_at=timezone.now())
     done = make_job(status=JobStatus.SUCCESSFUL, finished_at=timezone.now())
     response = act(admin_client, "cancel_jobs", ready, running, done)
-    assert "1 ready job(s) cancelled; stop requested for 1 running job(s)." in (
-        response.content.decode()
-    )
+    assert "1 job was cancelled. 1 running job was asked to stop" in (response.content.decode())
     for job in (ready, running, done):
         job.refresh_from_db()
     assert ready.status == JobStatus.CANCELLED and ready.finished_at is not None

@@ -29,6 +29,8 @@ def claimed(**fields):
         "max_attempts": 1,
         "retry_policy": {},
         "workflow_id": None,
+        # As the claim sets it: when this attempt started.
+        "last_attempted_at": timezone.now(),
     }
     values.update(fields)
     return SimpleNamespace(**values)
@@ -140,6 +142,7 @@ def test_timeout_outcome_retries_while_attempts_remain():
     assert outcome.error["traceback"].startswith("stack\n")
     assert "timeout of 2 s" in outcome.error["traceback"]
     assert outcome.error["worker_id"] == "w1"
+    assert outcome.error["started_at"] == job.last_attempted_at.isoformat()
 
 
 def test_timeout_outcome_fails_on_the_last_attempt():
