@@ -454,3 +454,15 @@ def chaos_step(context, seconds=0.0):
     if seconds:
         time.sleep(seconds)
     return context.attempt
+
+
+# --- appended by the queue-controls helper ------------------------------------
+
+
+@djtasks.task(takes_context=True)
+def bracketed(context, seconds=0.0):
+    """Note the start and the end of each execution, to count jobs running at once."""
+    _ledger(context, "start")
+    if seconds:
+        time.sleep(seconds)
+    _ledger(context, "end")
