@@ -40,6 +40,23 @@ class QueueRow:
     def concurrency(self) -> int | None:
         return self.control.concurrency_limit if self.control else None
 
+    @property
+    def oldest_age_text(self) -> str:
+        return "–" if self.oldest_age is None else age_text(self.oldest_age)
+
+
+def age_text(age: timedelta) -> str:
+    """A wait as people read it: "42 s", "3 min 5 s", "2 h 10 min", "3 d 4 h"."""
+    seconds = max(0, int(age.total_seconds()))
+    for unit, size, smaller, smaller_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "min", 60),
+        ("min", 60, "s", 1),
+    ):
+        if seconds >= size:
+            return f"{seconds // size} {unit} {seconds % size // smaller_size} {smaller}"
+    return f"{seconds} s"
+
 
 def queue_rows(database: str, now) -> list[QueueRow]:
     """Every queue: configured, served by a worker, holding live jobs, or controlled."""
