@@ -21,6 +21,8 @@ from djtasks.models import Control, ControlKind, Job, JobStatus, Limit
 
 logger = logging.getLogger("djtasks")
 
+# Rows flagged per transaction when a task is paused, resumed or rate-limited.
+FLAG_BATCH = 5_000
 # Control fields that hold a setting (the rest say who changed them, when).
 _SETTINGS = ("paused", "rate_limit", "concurrency_limit")
 
@@ -119,11 +121,13 @@ def _change(kind, name, by, database, **changes) -> Control:
         control.changed_by = by
         control.changed_at = timezone.now()
         control.save(using=database)
-        if kind == ControlKind.TASK:
-            _flag_task_rows(database, name, before, changes)
         if "rate_limit" in changes:
             _forget_blocked_until(database, kind, name)
         _announce(database)
+    # Committed: the change is in force on every worker within a second.
+    # The task's rows are moved after, in short transactions.
+    if kind == ControlKind.TASK:
+        _flag_task_rows(database, name, before, changes)
     logger.info("%s %s: %s by %s", kind, name, describe(changes), by or "(unknown)")
     return control
 
@@ -132,19 +136,47 @@ def _flag_task_rows(database, path, before, changes) -> None:
     """Move a task's READY rows out of (or back into) the claim indexes."""
     ready = Job.objects.using(database).filter(status=JobStatus.READY, task_path=path)
     if changes.get("paused") and not before["paused"]:
-        # A one-off cost at pause time (through the task index), so that
-        # the claim never walks over the paused backlog. A row enqueued
-        # concurrently and missed here is flagged by the first claim that
-        # meets it.
-        ready.filter(paused=False).update(paused=True)
+        # A one-off cost at pause time (one pass over the task index), so
+        # the claim never walks over the paused backlog. Claims flag any row
+        # they meet before this reaches it, and any row enqueued later.
+        _update_in_batches(ready.filter(paused=False), paused=True)
     elif "paused" in changes and not changes["paused"] and before["paused"]:
         # Through djtasks_job_paused: only this task's paused rows.
-        ready.filter(paused=True).update(paused=False)
+        _update_in_batches(ready.filter(paused=True), paused=False)
     if changes.get("rate_limit"):
         # Rows enqueued without a limit go to the limited claim, which
         # enforces the override; left there once it is cleared, they are
         # claimed without a limit.
-        ready.filter(limited=False).update(limited=True)
+        _update_in_batches(ready.filter(limited=False), limited=True)
+
+
+def _update_in_batches(rows, **values) -> int:
+    """Set ``values`` on ``rows``, FLAG_BATCH rows per transaction.
+
+    Short transactions: a claim waits for none of these row locks (it skips
+    locked rows), and the commit of each batch makes its rows visible.
+    """
+    pks = rows.values_list("pk", flat=True).order_by()
+    if connections[rows.db].vendor == "postgresql":
+        # Streamed (one pass over the index) from a cursor that sees one
+        # snapshot, whatever the updates below change.
+        pks = pks.iterator(chunk_size=FLAG_BATCH)
+    else:
+        # Read first: SQLite gives no isolation between a cursor and the
+        # updates of its own connection.
+        pks = list(pks)
+    changed = 0
+    batch = []
+    # Updated a batch at a time; the filter is repeated, so a row claimed
+    # or flagged since it was read is left as it is.
+    for pk in pks:
+        batch.append(pk)
+        if len(batch) == FLAG_BATCH:
+            changed += rows.filter(pk__in=batch).update(**values)
+            batch = []
+    if batch:
+        changed += rows.filter(pk__in=batch).update(**values)
+    return changed
 
 
 def _forget_blocked_until(database, kind, name) -> None:

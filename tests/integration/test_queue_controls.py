@@ -197,3 +197,14 @@ def test_bad_input_is_refused_and_changes_nothing(change, message):
     with pytest.raises(queues.ControlError, match=message):
         change()
     assert not Control.objects.exists()
+
+
+def test_a_big_backlog_is_flagged_and_unflagged_in_batches(monkeypatch):
+    monkeypatch.setattr(queues, "FLAG_BATCH", 2)
+    ids = [r.id for r in djtasks.bulk_enqueue(tasks.noop, [((), {})] * 5)]
+
+    queues.pause_task(NOOP, by="test")
+    assert Job.objects.filter(pk__in=ids, paused=True).count() == 5
+
+    queues.resume_task(NOOP, by="test")
+    assert not Job.objects.filter(paused=True).exists()
