@@ -20,6 +20,7 @@ webdriver = pytest.importorskip(
     "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
 )
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -170,6 +171,8 @@ def test_queues_page_pauses_and_resumes_a_queue(browser, live_server, django_use
     assert row.find_element(By.CSS_SELECTOR, ".djtasks-state").text == "running"
     assert "3" in [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
     row.find_element(By.CSS_SELECTOR, 'button[value="pause-queue"]').click()
+    # The POST redirects to a new page: wait until the old row is gone.
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(row))
 
     row = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"]')
     badge = row.find_element(By.CSS_SELECTOR, ".djtasks-state .djtasks-badge")
@@ -181,6 +184,7 @@ def test_queues_page_pauses_and_resumes_a_queue(browser, live_server, django_use
     assert Control.objects.get(kind=ControlKind.QUEUE, name="default").paused
 
     row.find_element(By.CSS_SELECTOR, 'button[value="resume-queue"]').click()
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(row))
     row = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"]')
     assert row.find_element(By.CSS_SELECTOR, ".djtasks-state").text == "running"
     assert not Control.objects.get(kind=ControlKind.QUEUE, name="default").paused
