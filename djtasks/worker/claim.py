@@ -234,13 +234,16 @@ class ClaimedJob:
     return_value: object = None
 
 
-def claim(database: str, worker_id: str, queues, limit: int, now, gate=None) -> list[ClaimedJob]:
+def claim(
+    database: str, worker_id: str, queues, limit: int, now, gate=None, stored=controls.NONE
+) -> list[ClaimedJob]:
     """Mark up to ``limit`` due ready jobs RUNNING for ``worker_id``.
 
     ``gate`` (a claim_limited.LimitedGate) paces the claim of jobs under a
-    limit; without one they are looked for on every call.
+    limit; without one they are looked for on every call. ``stored`` is the
+    djtasks.controls snapshot to obey (paused queues and tasks, stored
+    limits); the caller reads it, so the claim itself runs no query for it.
     """
-    stored = controls.current(database)
     # A paused queue is not even looked at.
     queues = [queue for queue in queues if queue not in stored.paused_queues]
     if not queues:

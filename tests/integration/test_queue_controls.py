@@ -21,21 +21,33 @@ NOOP = "tests.tasks.noop"
 ADD = "tests.tasks.add"
 
 
-@pytest.fixture(autouse=True)
-def fresh_controls(monkeypatch):
-    # The test's transaction never commits, so the on-commit refresh never
-    # runs: read the controls on every claim instead.
-    monkeypatch.setattr(controls, "MAX_AGE", 0.0)
-    controls.forget()
-
-
-def claim_now(limit=100, worker="w", queues=QUEUES):
-    return claim("default", worker, queues, limit, timezone.now())
+def claim_now(limit=100, worker="w", queues=QUEUES, now=None):
+    # The controls as stored now, as a worker reads them (at most 0.5 s old).
+    stored = controls.read("default")
+    return claim("default", worker, queues, limit, now or timezone.now(), stored=stored)
 
 
 def finish(jobs, worker="w"):
     now = timezone.now()
     record("default", worker, [Outcome(job.id, "SUCCESSFUL", now, attempt=1) for job in jobs])
+
+
+def test_a_claim_given_no_controls_obeys_none():
+    tasks.noop.enqueue()
+    queues.pause_queue("default", by="test")
+
+    assert len(claim("default", "w", QUEUES, 100, timezone.now())) == 1
+
+
+def test_run_jobs_obeys_the_stored_controls():
+    from djtasks.testing import run_jobs
+
+    job = tasks.noop.enqueue()
+    queues.pause_task(NOOP, by="test")
+    assert run_jobs() == []
+
+    queues.resume_task(NOOP, by="test")
+    assert [result.id for result in run_jobs()] == [job.id]
 
 
 def test_a_paused_queue_is_not_claimed_and_resume_makes_it_claimable():
@@ -143,7 +155,7 @@ def test_a_stored_queue_rate_limit_overrides_the_setting(settings):
 
     assert len(claim_now()) == 2
     assert claim_now() == []
-    assert controls.current("default").queue_rates()["emails"] == controls.Rate(2, 60)
+    assert controls.read("default").queue_rates()["emails"] == controls.Rate(2, 60)
 
 
 def test_a_task_rate_override_limits_a_task_that_had_no_limit():
@@ -166,7 +178,7 @@ def test_a_task_rate_override_wins_over_the_tasks_own():
 
     queues.limit_task("tests.tasks.rate_limited", None, by="test")
     later = timezone.now() + timedelta(seconds=2)
-    assert len(claim("default", "w", QUEUES, 100, later)) == 5
+    assert len(claim_now(now=later)) == 5
 
 
 def test_each_change_is_stored_with_who_and_logged(caplog):
