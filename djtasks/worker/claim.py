@@ -280,7 +280,7 @@ def claim(
 def _claim_plain(
     database, worker_id, queues, limit, now, savepoint, stored=controls.NONE
 ) -> list[ClaimedJob]:
-    if stored.diverted_tasks():
+    if stored.paused_tasks or stored.task_rates:
         return _claim_diverting(database, worker_id, queues, limit, now, savepoint, stored)
     connection = connections[database]
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
@@ -317,6 +317,7 @@ def _claim_diverting(database, worker_id, queues, limit, now, savepoint, stored)
     worker wait a poll interval with work left.
     """
     connection = connections[database]
+    diverted = stored.diverted_tasks()
     jobs = []
     # One transaction: the candidates stay locked until they are flagged or
     # marked RUNNING.
@@ -330,7 +331,7 @@ def _claim_diverting(database, worker_id, queues, limit, now, savepoint, stored)
                 for pk, task in candidates
                 if task in stored.task_rates and task not in stored.paused_tasks
             ]
-            chosen = [pk for pk, task in candidates if task not in stored.diverted_tasks()]
+            chosen = [pk for pk, task in candidates if task not in diverted]
             if paused:
                 Job.objects.using(database).filter(pk__in=paused).update(paused=True)
             if rerouted:
