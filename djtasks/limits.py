@@ -20,6 +20,8 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")
 QUEUE_PREFIX = "queue:"
 TASK_PREFIX = "task:"
 CONCURRENCY_PREFIX = "concurrency:"
+# The claim's bookkeeping of a queue's stored concurrency limit (no row).
+RUNNING_PREFIX = "running:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,10 @@ class Rate:
     @property
     def micros(self) -> int:
         return self.seconds * 1_000_000
+
+    def __str__(self) -> str:
+        unit = {seconds: unit for unit, seconds in PERIODS.items()}[self.seconds]
+        return f"{self.count}/{unit}"
 
 
 def parse_rate(value) -> Rate:

@@ -223,6 +223,11 @@ class Job(models.Model):
     # db_default too: rows inserted by code that predates the column (during
     # a rolling upgrade) get False instead of failing NOT NULL.
     limited = models.BooleanField(default=False, db_default=False)
+    # Set on READY rows of a paused task (djtasks.control.queues), which
+    # takes them out of both claim indexes: a paused backlog costs the claim
+    # nothing. The claim sets it too on a paused task's row it meets (one
+    # enqueued or retried after the pause), so it meets each row once.
+    paused = models.BooleanField(default=False, db_default=False)
 
     # The schedule run that enqueued this job, if any.
     schedule = models.ForeignKey(
@@ -276,15 +281,22 @@ class Job(models.Model):
             # reads past another alias's backlog in the same queue.
             models.Index(
                 fields=["backend", "queue_name", "-priority", "available_at"],
-                condition=Q(status="READY", limited=False),
+                condition=Q(status="READY", limited=False, paused=False),
                 name="djtasks_job_ready",
             ),
             # The same order for the ready rows that carry a limit, read by
             # djtasks.worker.claim_limited.
             models.Index(
                 fields=["backend", "queue_name", "-priority", "available_at"],
-                condition=Q(status="READY", limited=True),
+                condition=Q(status="READY", limited=True, paused=False),
                 name="djtasks_job_ready_limited",
+            ),
+            # The READY rows of paused tasks, by task: a resume finds its
+            # rows here; no claim reads it.
+            models.Index(
+                fields=["task_path"],
+                condition=Q(status="READY", paused=True),
+                name="djtasks_job_paused",
             ),
             # Running jobs per concurrency key: the limited claim counts them.
             models.Index(
@@ -383,3 +395,49 @@ class Limit(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class ControlKind(models.TextChoices):
+    QUEUE = "queue", "Queue"
+    TASK = "task", "Task"
+
+
+class Control(models.Model):
+    """An operator's live setting for one queue or task, read by every claim.
+
+    Settings in code are the defaults; a value stored here wins until it is
+    cleared (djtasks.control.queues changes these rows, djtasks.controls
+    reads them). A row whose settings are cleared stays, saying who cleared them.
+    """
+
+    kind = models.CharField(max_length=8, choices=ControlKind.choices)
+    # A queue name or a task path.
+    name = models.CharField(max_length=255)
+    # No worker claims READY jobs of a paused queue or task.
+    paused = models.BooleanField(default=False)
+    # Overrides DJTASKS["QUEUE_RATE_LIMITS"] (a queue) or the task's
+    # rate_limit option (a task): "100/m".
+    rate_limit = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
+    # A queue only: at most this many of its jobs RUNNING across all workers.
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        # The admin lists these rows as its Queues page.
+        verbose_name = "queue control"
+        verbose_name_plural = "queues"
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "name"], name="djtasks_control_one_per_name"),
+        ]
+        # Each control is its own permission; view_control shows the page.
+        permissions = [
+            ("pause_queue", "Can pause and resume queues"),
+            ("limit_queue", "Can change the limits of queues"),
+            ("pause_task", "Can pause and resume tasks"),
+            ("limit_task", "Can change the rate limits of tasks"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.name}"

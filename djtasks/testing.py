@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from django.utils import timezone
 
-from djtasks import registry
+from djtasks import controls, registry
 from djtasks.compat import normalize_json, task_backends
 from djtasks.enqueue.api import resolve_task
 from djtasks.models import Job, JobStatus
@@ -58,7 +58,17 @@ def run_jobs(*, queues=None, now=None, backend: str = "default", propagate: bool
     executor = Executor(TEST_WORKER_ID, type(task_backend))
     ran, attempts = {}, 0
     try:
-        while jobs := claim(backend, TEST_WORKER_ID, queues, BATCH, now or timezone.now()):
+        # The stored controls (paused queues and tasks, limits) as they are
+        # now, read each round: a change made in the test's transaction is
+        # obeyed at once.
+        while jobs := claim(
+            backend,
+            TEST_WORKER_ID,
+            queues,
+            BATCH,
+            now or timezone.now(),
+            stored=controls.read(database),
+        ):
             record(database, TEST_WORKER_ID, [executor.run(job) for job in jobs])
             ran.update(dict.fromkeys(job.id for job in jobs))
             attempts += len(jobs)

@@ -518,3 +518,15 @@ def kills_its_worker(context):
 
     _ledger(context, "poison")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --- appended by the queue-controls helper ------------------------------------
+
+
+@djtasks.task(takes_context=True)
+def bracketed(context, seconds=0.0):
+    """Note the start and the end of each execution, to count jobs running at once."""
+    _ledger(context, "start")
+    if seconds:
+        time.sleep(seconds)
+    _ledger(context, "end")

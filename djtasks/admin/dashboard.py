@@ -25,6 +25,12 @@ LIVE = (JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING)
 # Above this many finished jobs (planner's estimate), finished counts are
 # estimated per status and queue instead of counted.
 ESTIMATE_ABOVE = 100_000
+# The READY rows as the three partial indexes on them split them.
+READY_INDEXES = (
+    {"limited": False, "paused": False},
+    {"limited": True, "paused": False},
+    {"paused": True},
+)
 
 
 def counts_by_queue(jobs) -> tuple[list[str], list[dict]]:
@@ -76,12 +82,13 @@ def _estimated_count(queryset) -> tuple[int, bool]:
 def oldest_ready(jobs, now) -> list[dict]:
     """Per queue: how long its oldest due READY job has been waiting."""
     found = {}
-    # One query per partial index on ready rows (djtasks_job_ready, and
-    # djtasks_job_ready_limited for jobs under a limit): the filter on
-    # "limited" lets each read its index, whatever the size of the history.
-    for limited in (False, True):
+    # One query per partial index on ready rows (djtasks_job_ready,
+    # djtasks_job_ready_limited for jobs under a limit, djtasks_job_paused
+    # for a paused task's): the filters on "limited" and "paused" let each
+    # read its index, whatever the size of the history.
+    for flags in READY_INDEXES:
         rows = (
-            jobs.filter(status=JobStatus.READY, limited=limited, available_at__lte=now)
+            jobs.filter(status=JobStatus.READY, available_at__lte=now, **flags)
             .values("queue_name")
             .annotate(oldest=Min("available_at"), ready=Count("pk"))
             .order_by()

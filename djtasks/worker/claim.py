@@ -8,10 +8,18 @@ A worker serves one TASKS alias: several aliases may keep their jobs in one
 database, and each row records the alias it was enqueued through
 (``Job.backend``), so every claim reads only its own alias's rows.
 
-Jobs under a limit (a rate limit or concurrency key on the row, or a queue
-rate limit in the settings) are left to djtasks.worker.claim_limited, which runs
-first, in its own transaction, when its LimitedGate says so; with no limits
-in use the plain statement below is all a claim costs.
+Jobs under a limit (a rate limit or concurrency key on the row, a queue
+rate limit in the settings or stored, a stored queue concurrency limit) are
+left to djtasks.worker.claim_limited, which runs first, in its own
+transaction, when its LimitedGate says so; with no limits in use the plain
+statement below is all a claim costs.
+
+Stored controls (djtasks.controls): a paused queue is left out of the queues
+claimed, so it costs nothing. READY rows of a paused task carry ``paused``,
+which keeps them out of both claim indexes; a row of such a task that
+reached READY after the pause (enqueued, retried, released) is flagged by
+the first claim that meets it, and so is a row of a task whose rate limit
+was overridden (it gets ``limited``), so the claim meets each such row once.
 """
 
 import contextlib
@@ -25,8 +33,8 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils.dateparse import parse_datetime
 
+from djtasks import controls
 from djtasks.compat import database_of
-from djtasks.limits import queue_rate_limits
 from djtasks.models import Job, JobStatus
 from djtasks.worker import claim_limited
 
@@ -82,15 +90,16 @@ _SQLITE_MARK_RUNNING = """    status = 'RUNNING',
 # skipped, not waited for, so claimers never block each other and a row is
 # handed to one claimer only.
 # - One LATERAL sub-select per queue, each an ordered scan of the partial
-#   index djtasks_job_ready (backend, queue_name, priority DESC, available_at) that
-#   stops after ``limit`` rows, so the cost follows the batch size, not the
-#   backlog or the history, and not with another backend's backlog in the
-#   same queue either: backend and queue are both equalities the index
-#   leads with. (A plain "queue_name IN (...)" cannot use the index order and
-#   sorts every ready row.) The best ``limit`` of those are
+#   index djtasks_job_ready (backend, queue_name, priority DESC, available_at)
+#   that stops after ``limit`` rows, so the cost follows the batch size, not
+#   the backlog or the history, nor another backend's backlog in the same
+#   queue: backend and queue are both equalities the index leads with. (A
+#   plain "queue_name IN (...)" cannot use the index order and sorts every
+#   ready row.) The best ``limit`` of those are
 #   kept; the few others locked on the way are released at commit, untouched.
-# - "NOT limited" matches the partial index's own condition, so the index is
-#   usable and rows under a limit (djtasks.worker.claim_limited) are not in it.
+# - "NOT limited AND NOT paused" matches the partial index's own condition,
+#   so the index is usable, and rows under a limit (djtasks.worker.claim_limited)
+#   or of a paused task are not in it.
 # - The locking SELECT sits in a MATERIALIZED CTE because, written as
 #   "WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)", the planner may
 #   run the sub-select more than once and lock (and update) more than
@@ -110,7 +119,7 @@ WITH claimable AS MATERIALIZED (
     FROM unnest(%s::text[]) AS queue(name)
     CROSS JOIN LATERAL (
         SELECT id, priority, available_at FROM {TABLE}
-        WHERE status = 'READY' AND NOT limited AND backend = %s
+        WHERE status = 'READY' AND NOT limited AND NOT paused AND backend = %s
             AND queue_name = queue.name AND available_at <= %s
         ORDER BY priority DESC, available_at
         LIMIT %s
@@ -133,24 +142,55 @@ RETURNING {_RETURNING}
 # SQLite uses a partial index only for a query that repeats each term of the
 # index's WHERE word for word, and Django writes djtasks_job_ready's
 # "limited is false" as "limited" = 0 (Django 6) or NOT "limited" (5.2): the
-# query says both, so it matches an index made by either. INDEXED BY turns an
+# query says both (and both for "paused"), so it matches an index made by
+# either, or by a version before "paused" existed. INDEXED BY turns an
 # index that stopped matching into an error ("no query solution") instead of
 # a silent plan that sorts every ready row per claim. The unary plus in
 # "+status" keeps SQLite from
 # driving the UPDATE from the status index, which read every ready row on
 # each claim (a drain cost the square of its backlog); the chosen ids are
 # looked up by key instead.
+_SQLITE_READY_TERMS = "limited = 0 AND NOT limited AND paused = 0 AND NOT paused"
 SQLITE = f"""
 UPDATE {TABLE} SET
 {_SQLITE_MARK_RUNNING}
 WHERE id IN (
     SELECT id FROM {TABLE} INDEXED BY djtasks_job_ready
-    WHERE status = 'READY' AND limited = 0 AND NOT limited AND backend = %s
+    WHERE status = 'READY' AND {_SQLITE_READY_TERMS} AND backend = %s
         AND queue_name {{queue_test}} AND available_at <= %s
     ORDER BY priority DESC, available_at
     LIMIT %s
 ) AND +status = 'READY'
 RETURNING {_SQLITE_RETURNING}
+"""
+
+# The candidates of the plain claim while some tasks are diverted (paused,
+# or rate-limited by a stored override): the same index scans and locks as
+# POSTGRESQL and SQLITE, returning each row's task; the caller flags the
+# diverted rows (which leaves them out of the index) and marks the others
+# RUNNING with POSTGRESQL_CHOSEN or SQLITE_CHOSEN in the same transaction,
+# so the locks are held until then.
+POSTGRESQL_CANDIDATES = f"""
+SELECT candidate.id, candidate.task_path
+FROM unnest(%s::text[]) AS queue(name)
+CROSS JOIN LATERAL (
+    SELECT id, task_path, priority, available_at FROM {TABLE}
+    WHERE status = 'READY' AND NOT limited AND NOT paused AND backend = %s
+        AND queue_name = queue.name AND available_at <= %s
+    ORDER BY priority DESC, available_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+) AS candidate
+ORDER BY candidate.priority DESC, candidate.available_at
+LIMIT %s
+"""
+
+SQLITE_CANDIDATES = f"""
+SELECT id, task_path FROM {TABLE} INDEXED BY djtasks_job_ready
+WHERE status = 'READY' AND {_SQLITE_READY_TERMS} AND backend = %s
+    AND queue_name {{queue_test}} AND available_at <= %s
+ORDER BY priority DESC, available_at
+LIMIT %s
 """
 
 # The rows djtasks.worker.claim_limited chose (and locked, on PostgreSQL), marked
@@ -201,23 +241,32 @@ class ClaimedJob:
     return_value: object = None
 
 
-def claim(backend: str, worker_id: str, queues, limit: int, now, gate=None) -> list[ClaimedJob]:
+def claim(
+    backend: str, worker_id: str, queues, limit: int, now, gate=None, stored=controls.NONE
+) -> list[ClaimedJob]:
     """Mark up to ``limit`` due ready jobs of TASKS[``backend``] RUNNING for ``worker_id``.
 
     Only rows enqueued through that alias are claimed, from its database.
     ``gate`` (a claim_limited.LimitedGate) paces the claim of jobs under a
-    limit; without one they are looked for on every call.
+    limit; without one they are looked for on every call. ``stored`` is the
+    djtasks.controls snapshot to obey (paused queues and tasks, stored
+    limits); the caller reads it, so the claim itself runs no query for it.
     """
     database = database_of(backend)
-    queues = list(queues)
-    rate_limited = queue_rate_limits()
+    # A paused queue is not even looked at.
+    queues = [queue for queue in queues if queue not in stored.paused_queues]
+    if not queues:
+        return []
+    limited_queues = set(stored.queue_rates()) | set(stored.queue_concurrency)
     jobs = []
     if gate is None or gate.due():
-        jobs = _claim_limited(database, backend, worker_id, queues, rate_limited, limit, now)
+        jobs = _claim_limited(
+            database, backend, worker_id, queues, stored, limited_queues, limit, now
+        )
         if gate is not None:
             gate.found(len(jobs))
-    # Queues with a rate limit are claimed by _claim_limited only.
-    plain_queues = [queue for queue in queues if queue not in rate_limited]
+    # Queues under a queue limit are claimed by _claim_limited only.
+    plain_queues = [queue for queue in queues if queue not in limited_queues]
     if len(jobs) < limit and plain_queues:
         try:
             jobs += _claim_plain(
@@ -228,6 +277,7 @@ def claim(backend: str, worker_id: str, queues, limit: int, now, gate=None) -> l
                 limit - len(jobs),
                 now,
                 savepoint=bool(jobs),
+                stored=stored,
             )
         except DatabaseError:
             if not jobs:
@@ -239,7 +289,11 @@ def claim(backend: str, worker_id: str, queues, limit: int, now, gate=None) -> l
     return jobs
 
 
-def _claim_plain(database, backend, worker_id, queues, limit, now, savepoint) -> list[ClaimedJob]:
+def _claim_plain(
+    database, backend, worker_id, queues, limit, now, savepoint, stored=controls.NONE
+) -> list[ClaimedJob]:
+    if stored.paused_tasks or stored.task_rates:
+        return _claim_diverting(database, backend, worker_id, queues, limit, now, savepoint, stored)
     connection = connections[database]
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         # No outcomes to write with it: the one statement is a transaction
@@ -265,11 +319,66 @@ def _claim_plain(database, backend, worker_id, queues, limit, now, savepoint) ->
     return to_claimed_batch(rows, connection.vendor)
 
 
+def _claim_diverting(database, backend, worker_id, queues, limit, now, savepoint, stored):
+    """The plain claim while tasks are paused or their rate limit overridden.
+
+    Candidates of such tasks are flagged (``paused``, or ``limited`` to go
+    to claim_limited) instead of claimed, which takes them out of the ready
+    index for good; the scan goes on until ``limit`` jobs are claimed or
+    the index has no more due rows, so a run of flagged rows never makes a
+    worker wait a poll interval with work left.
+    """
+    connection = connections[database]
+    diverted = stored.diverted_tasks()
+    jobs = []
+    # One transaction: the candidates stay locked until they are flagged or
+    # marked RUNNING.
+    with transaction.atomic(using=database, savepoint=savepoint), connection.cursor() as cursor:
+        while len(jobs) < limit:
+            wanted = limit - len(jobs)
+            candidates = _plain_candidates(cursor, connection, backend, queues, wanted, now)
+            paused = [pk for pk, task in candidates if task in stored.paused_tasks]
+            rerouted = [
+                pk
+                for pk, task in candidates
+                if task in stored.task_rates and task not in stored.paused_tasks
+            ]
+            chosen = [pk for pk, task in candidates if task not in diverted]
+            if paused:
+                Job.objects.using(database).filter(pk__in=paused).update(paused=True)
+            if rerouted:
+                Job.objects.using(database).filter(pk__in=rerouted).update(limited=True)
+            if chosen:
+                jobs += mark_chosen(cursor, connection, worker_id, chosen, now)
+            if len(candidates) < wanted or len(chosen) == len(candidates):
+                break
+    jobs.sort(key=lambda job: (-job.priority, job.available_at))
+    return jobs
+
+
+def _plain_candidates(cursor, connection, backend, queues, limit, now) -> list[tuple]:
+    """(id, task_path) of up to ``limit`` plain candidates, best first, locked."""
+    if connection.vendor == "postgresql":
+        cursor.execute(POSTGRESQL_CANDIDATES, [queues, backend, now, limit, limit])
+    else:
+        queue_test, queue_params = _queue_test(queues)
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        cursor.execute(
+            SQLITE_CANDIDATES.format(queue_test=queue_test),
+            [backend, *queue_params, stamp, limit],
+        )
+    return [(_uuid(pk), task) for pk, task in cursor.fetchall()]
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
 def _claim_limited(
-    database, backend, worker_id, queues, rate_limited, limit, now
+    database, backend, worker_id, queues, stored, limited_queues, limit, now
 ) -> list[ClaimedJob]:
     connection = connections[database]
-    if not any(queue in rate_limited for queue in queues) and not _limited_due(
+    if not any(queue in limited_queues for queue in queues) and not _limited_due(
         database, backend, queues, now
     ):
         # Nothing under a limit is due: one small read instead of a locking
@@ -279,19 +388,23 @@ def _claim_limited(
     with transaction.atomic(using=database), connection.cursor() as cursor:
         # Locks the candidate rows and the limits' rows, and books the
         # starts; the UPDATE below runs before those locks are released.
-        ids = claim_limited.choose(database, backend, queues, rate_limited, limit, now)
+        ids = claim_limited.choose(database, backend, queues, stored, limit, now)
         if not ids:
             return []
-        if connection.vendor == "postgresql":
-            params = [worker_id, worker_id, now, now, [str(job_id) for job_id in ids]]
-            cursor.execute(POSTGRESQL_CHOSEN, params)
-        else:
-            stamp = connection.ops.adapt_datetimefield_value(now)
-            marks = ", ".join(["%s"] * len(ids))
-            params = [worker_id, worker_id, stamp, stamp, *(job_id.hex for job_id in ids)]
-            cursor.execute(SQLITE_CHOSEN.format(ids=marks), params)
-        rows = cursor.fetchall()
-    return to_claimed_batch(rows, connection.vendor)
+        return mark_chosen(cursor, connection, worker_id, ids, now)
+
+
+def mark_chosen(cursor, connection, worker_id, ids, now) -> list[ClaimedJob]:
+    """Mark the locked READY rows ``ids`` RUNNING for ``worker_id``."""
+    if connection.vendor == "postgresql":
+        params = [worker_id, worker_id, now, now, [str(job_id) for job_id in ids]]
+        cursor.execute(POSTGRESQL_CHOSEN, params)
+    else:
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        marks = ", ".join(["%s"] * len(ids))
+        params = [worker_id, worker_id, stamp, stamp, *(job_id.hex for job_id in ids)]
+        cursor.execute(SQLITE_CHOSEN.format(ids=marks), params)
+    return to_claimed_batch(cursor.fetchall(), connection.vendor)
 
 
 def _limited_due(database, backend, queues, now) -> bool:
@@ -300,6 +413,7 @@ def _limited_due(database, backend, queues, now) -> bool:
         Job.objects.using(database)
         .filter(
             limited=True,
+            paused=False,
             status=JobStatus.READY,
             backend=backend,
             queue_name__in=queues,

@@ -2,8 +2,8 @@
 
 djtasks.worker.claim calls ``choose`` inside its claim transaction for the jobs it
 leaves out of the plain claim: rows that carry a rate limit or a concurrency
-key (``Job.limited``) and every row of a queue with a rate limit. In that
-transaction, in this order:
+key (``Job.limited``) and every row of a queue with a rate limit or a stored
+concurrency limit (djtasks.controls). In that transaction, in this order:
 
 1. Candidates: due READY rows, best first, locked FOR UPDATE SKIP LOCKED
    (as the plain claim locks its rows: claimers never wait for each other's
@@ -11,17 +11,21 @@ transaction, in this order:
    (a rate limit's ``blocked_until`` hint, a concurrency key's RUNNING
    count) are filtered out here already, so a long queue of waiting jobs is
    skipped in SQL, left READY and untouched: no write, no spin, and other
-   jobs flow past it. The filter is only a hint; step 3 decides.
+   jobs flow past it. The filter is only a hint; step 3 decides. A
+   candidate of a paused task is flagged ``paused`` instead (out of the
+   index from then on) and the scan goes on.
 2. The locks of every key the candidates need: the djtasks_limit row of
    each rate limit (created if missing) FOR UPDATE, then a transaction
-   advisory lock per concurrency key, each kind in sorted order. Claimers
+   advisory lock per concurrency key and per queue with a concurrency
+   limit, each kind in sorted order. Claimers
    that need the same key take turns and, locking in one order, never
    deadlock. (Claimers wait only for each other's limit bookkeeping, never
    for a job row: those were locked with SKIP LOCKED.)
 3. With the locks held, each candidate in turn starts if every limit it is
    under has room: a rate limit counts the starts booked on its row within
-   the sliding window; a concurrency key counts its RUNNING rows, read
-   after the lock, so they include what the previous holder committed.
+   the sliding window; a concurrency key (or a queue's concurrency limit)
+   counts its RUNNING rows, read after the lock, so they include what the
+   previous holder committed.
 4. The starts are booked on the rate limits' rows; djtasks.worker.claim marks the
    chosen rows RUNNING before the transaction (and its locks) ends.
 
@@ -50,7 +54,14 @@ from datetime import UTC, datetime, timedelta
 from django.db import connections
 from django.db.models import Count, Q
 
-from djtasks.limits import CONCURRENCY_PREFIX, QUEUE_PREFIX, TASK_PREFIX, Rate, parse_rate
+from djtasks.limits import (
+    CONCURRENCY_PREFIX,
+    QUEUE_PREFIX,
+    RUNNING_PREFIX,
+    TASK_PREFIX,
+    Rate,
+    parse_rate,
+)
 from djtasks.models import Job, JobStatus, Limit
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -87,20 +98,20 @@ class LimitedGate:
         self._next_look = 0.0 if count else time.monotonic() + self.interval
 
 
-def choose(
-    database: str, backend: str, queues, rate_limited: dict[str, Rate], limit: int, now
-) -> list:
+def choose(database: str, backend: str, queues, stored, limit: int, now) -> list:
     """Lock and book up to ``limit`` jobs of TASKS[``backend``] under a limit; return their ids.
 
-    Runs inside the caller's transaction, which must mark the returned rows
-    RUNNING before it commits.
+    ``stored`` is the claim's djtasks.controls snapshot. Runs inside the
+    caller's transaction, which must mark the returned rows RUNNING before
+    it commits.
     """
-    limited_queues = [queue for queue in queues if queue in rate_limited]
-    open_queues = _open_queues(database, limited_queues, now)
-    candidates = _candidates(database, backend, queues, open_queues, limit, now)
+    rate_limited = stored.queue_rates()
+    limited_queues = [q for q in queues if q in rate_limited or q in stored.queue_concurrency]
+    open_queues = _open_queues(database, limited_queues, stored, now)
+    candidates = _unpaused_candidates(database, backend, queues, open_queues, stored, limit, now)
     if not candidates:
         return []
-    needs = {job[0]: _needs(job, rate_limited) for job in candidates}
+    needs = {job[0]: _needs(job, stored, rate_limited) for job in candidates}
     ledger = _Ledger(database, now, sorted({key for keys in needs.values() for key in keys}))
     chosen = []
     for job in candidates:
@@ -112,8 +123,8 @@ def choose(
     return chosen
 
 
-def _open_queues(database, queues, now) -> list[str]:
-    """The rate-limited ``queues`` not known to be full (read without a lock)."""
+def _open_queues(database, queues, stored, now) -> list[str]:
+    """The limited ``queues`` not known to be full (read without a lock)."""
     if not queues:
         return []
     blocked = set(
@@ -121,16 +132,48 @@ def _open_queues(database, queues, now) -> list[str]:
         .filter(key__in=[QUEUE_PREFIX + queue for queue in queues], blocked_until__gt=now)
         .values_list("key", flat=True)
     )
-    return [queue for queue in queues if QUEUE_PREFIX + queue not in blocked]
+    running = _running_per_queue(database, [q for q in queues if q in stored.queue_concurrency])
+
+    def full(queue):
+        limit = stored.queue_concurrency.get(queue)
+        return limit is not None and running.get(queue, 0) >= limit
+
+    return [queue for queue in queues if QUEUE_PREFIX + queue not in blocked and not full(queue)]
 
 
-def _candidates(database, backend, queues, open_queues, limit, now) -> list[tuple]:
+def _running_per_queue(database, queues) -> dict[str, int]:
+    if not queues:
+        return {}
+    return dict(
+        Job.objects.using(database)
+        .filter(status=JobStatus.RUNNING, queue_name__in=queues)
+        .order_by()
+        .values("queue_name")
+        .annotate(count=Count("pk"))
+        .values_list("queue_name", "count")
+    )
+
+
+def _unpaused_candidates(database, backend, queues, open_queues, stored, limit, now) -> list[tuple]:
+    """Step 1, with the candidates of paused tasks flagged and passed over."""
+    while True:
+        candidates = _candidates(database, backend, queues, open_queues, stored, limit, now)
+        paused = [job[0] for job in candidates if job[2] in stored.paused_tasks]
+        if not paused:
+            return candidates
+        # Locked by _candidates (SKIP LOCKED), so no claimer races this.
+        Job.objects.using(database).filter(pk__in=paused).update(paused=True)
+
+
+def _candidates(database, backend, queues, open_queues, stored, limit, now) -> list[tuple]:
     """Step 1: due READY rows of ``backend`` under a limit, best first, locked SKIP LOCKED."""
     under_limit = Q(limited=True, queue_name__in=queues)
     if open_queues:
         under_limit |= Q(queue_name__in=open_queues)
+    # "paused" is false in both ready indexes' conditions: said here, the
+    # planner may read them.
     jobs = Job.objects.using(database).filter(
-        under_limit, status=JobStatus.READY, backend=backend, available_at__lte=now
+        under_limit, status=JobStatus.READY, backend=backend, paused=False, available_at__lte=now
     )
     # Jobs that would wait anyway are skipped in the scan. Both lists are
     # read first and passed as constants (a few tasks, and keys with RUNNING
@@ -143,7 +186,8 @@ def _candidates(database, backend, queues, open_queues, limit, now) -> list[tupl
         .values_list("key", flat=True)
     ]
     if full_tasks:
-        jobs = jobs.exclude(rate_limit__isnull=False, task_path__in=full_tasks)
+        rated = Q(rate_limit__isnull=False) | Q(task_path__in=list(stored.task_rates))
+        jobs = jobs.exclude(rated, task_path__in=full_tasks)
     for running, keys in _keys_by_running(database).items():
         jobs = jobs.exclude(concurrency_key__in=keys, concurrency_limit__lte=running)
     return list(
@@ -169,14 +213,20 @@ def _keys_by_running(database) -> dict[int, list[str]]:
     return grouped
 
 
-def _needs(job, rate_limited) -> dict:
+def _needs(job, stored, rate_limited) -> dict:
     """{limit key: Rate or concurrency limit} for one candidate row."""
     _, queue, task_path, rate_limit, concurrency_key, concurrency_limit = job
     needs = {}
     if queue in rate_limited:
         needs[QUEUE_PREFIX + queue] = rate_limited[queue]
-    if rate_limit:
-        needs[TASK_PREFIX + task_path] = parse_rate(rate_limit)
+    if queue in stored.queue_concurrency:
+        needs[RUNNING_PREFIX + queue] = stored.queue_concurrency[queue]
+    # A stored override wins over the rate the row was enqueued with.
+    task_rate = stored.task_rates.get(task_path)
+    if task_rate is None and rate_limit:
+        task_rate = parse_rate(rate_limit)
+    if task_rate is not None:
+        needs[TASK_PREFIX + task_path] = task_rate
     if concurrency_key:
         needs[CONCURRENCY_PREFIX + concurrency_key] = concurrency_limit or 1
     return needs
@@ -194,15 +244,24 @@ class _Ledger:
     def __init__(self, database, now, keys):
         self.database = database
         self.now = _micros(now)
-        rate_keys = [key for key in keys if not key.startswith(CONCURRENCY_PREFIX)]
+        rate_keys = [key for key in keys if key.startswith((QUEUE_PREFIX, TASK_PREFIX))]
         concurrency_keys = [
-            key.removeprefix(CONCURRENCY_PREFIX) for key in keys if key not in rate_keys
+            key.removeprefix(CONCURRENCY_PREFIX)
+            for key in keys
+            if key.startswith(CONCURRENCY_PREFIX)
+        ]
+        running_queues = [
+            key.removeprefix(RUNNING_PREFIX) for key in keys if key.startswith(RUNNING_PREFIX)
         ]
         # Lock order, the same in every claimer: rate rows, then concurrency
-        # keys, each sorted.
+        # keys and queues, each sorted.
         self.rows = _lock_rate_rows(database, rate_keys)
-        _lock_concurrency_keys(database, concurrency_keys)
-        self.running = dict(
+        _lock_concurrency_keys(
+            database, concurrency_keys + [RUNNING_PREFIX + queue for queue in running_queues]
+        )
+        # RUNNING counts read after the locks: they include what the
+        # previous holder of each lock committed.
+        by_key = (
             Job.objects.using(database)
             .filter(status=JobStatus.RUNNING, concurrency_key__in=concurrency_keys)
             .order_by()
@@ -210,6 +269,9 @@ class _Ledger:
             .annotate(count=Count("pk"))
             .values_list("concurrency_key", "count")
         )
+        self.running = {CONCURRENCY_PREFIX + key: count for key, count in by_key}
+        for queue, count in _running_per_queue(database, running_queues).items():
+            self.running[RUNNING_PREFIX + queue] = count
         self.taken = dict.fromkeys(keys, 0)
         # The rate each rate key was last checked with (the longest period
         # seen decides how much history its row keeps).
@@ -229,8 +291,7 @@ class _Ledger:
             self.rates[key] = limit
             self.periods[key] = max(self.periods.get(key, 0), limit.micros)
             return self._started(key, limit) + self.taken[key] < limit.count
-        running = self.running.get(key.removeprefix(CONCURRENCY_PREFIX), 0)
-        return running + self.taken[key] < limit
+        return self.running.get(key, 0) + self.taken[key] < limit
 
     def _started(self, key, rate: Rate) -> int:
         """Starts booked on the key's row within the window ending now."""

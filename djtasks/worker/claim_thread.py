@@ -13,7 +13,7 @@ import time
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
-from djtasks import registry
+from djtasks import controls, registry
 from djtasks.conf import settings
 from djtasks.errors import class_path, error_entry
 from djtasks.exceptions import Cancelled
@@ -202,6 +202,10 @@ class ClaimThread:
             size,
             timezone.now(),
             self.limited_gate,
+            # The stored controls: read at most every controls.MAX_AGE
+            # seconds per process (or at once after a NOTIFY of a change),
+            # not per claim.
+            controls.current(owner.database),
         )
 
     def _run_batch(self, executor, sizer, jobs) -> None:

@@ -12,6 +12,11 @@ from Django's) that LISTENs in a thread. Where LISTEN cannot work (SQLite;
 ``DJTASKS["LISTEN"] = False``; a transaction-mode pooler, detected by a
 self-addressed ping that never comes back) the doorbell is rung by nothing
 and idle threads poll every POLL_INTERVAL seconds.
+
+A change of a stored control (djtasks.control.queues) sends
+``djtasks.controls.CHANGED_PAYLOAD``: the listener drops the process's
+cached controls, so the next claim reads them, and rings (a resumed queue's
+jobs are claimable at once).
 """
 
 import logging
@@ -21,6 +26,7 @@ import time
 from django.db import connections
 from django.utils.crypto import get_random_string
 
+from djtasks import controls
 from djtasks.conf import settings
 
 logger = logging.getLogger("djtasks")
@@ -155,6 +161,10 @@ class Listener(threading.Thread):
         return False
 
     def _on_notify(self, payload: str) -> None:
+        if payload == controls.CHANGED_PAYLOAD:
+            controls.forget()
+            self.doorbell.ring()
+            return
         due = parse_payload(payload, self.queues)
         if due is None:
             return

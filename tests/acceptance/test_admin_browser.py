@@ -20,6 +20,7 @@ webdriver = pytest.importorskip(
     "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
 )
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -426,3 +427,38 @@ def test_the_job_list_follows_its_unfinished_jobs(browser, live_server, django_u
         "return document.body.contains(box) && box.value === arguments[0]",
         str(running.pk),
     )
+
+
+def test_queues_page_pauses_and_resumes_a_queue(browser, live_server, django_user_model):
+    """The Queues page lists the queues; its Pause button pauses one, for real."""
+    from djtasks.models import Control, ControlKind
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    Job.objects.bulk_create(
+        Job(task_path="example_project.demo.tasks.add", args=[1, 2], queue_name="default")
+        for _ in range(3)
+    )
+    log_in(browser, live_server, django_user_model)
+
+    browser.get(f"{live_server.url}/admin/djtasks/control/")
+    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"]')
+    assert row.find_element(By.CSS_SELECTOR, ".djtasks-state").text == "running"
+    assert "3" in [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+    row.find_element(By.CSS_SELECTOR, 'button[value="pause-queue"]').click()
+    # The POST redirects to a new page: wait until the old row is gone.
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(row))
+
+    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"]')
+    badge = row.find_element(By.CSS_SELECTOR, ".djtasks-state .djtasks-badge")
+    browser.save_screenshot(str(SCREENSHOTS / "admin-queues-paused.png"))
+    assert badge.text == "paused"
+    # Drawn with the stylesheet's colour for a paused queue.
+    assert badge.value_of_css_property("background-color") == "rgba(179, 107, 0, 1)"
+    assert "Queue default: paused." in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
+    assert Control.objects.get(kind=ControlKind.QUEUE, name="default").paused
+
+    row.find_element(By.CSS_SELECTOR, 'button[value="resume-queue"]').click()
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(row))
+    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"]')
+    assert row.find_element(By.CSS_SELECTOR, ".djtasks-state").text == "running"
+    assert not Control.objects.get(kind=ControlKind.QUEUE, name="default").paused

@@ -6,6 +6,7 @@ of the claim, the completion, the rescue statements and the beat's queries. A Se
 job table means the statement's cost grows with the history: it fails.
 """
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -228,6 +229,65 @@ def test_the_beat_reads_schedules_and_jobs_by_index(history):
     # The previous run's check reads live jobs by an index (the planner
     # picks the status or the schedule one by their sizes), never the history.
     assert Job.objects.filter(schedule=history["schedule"], status="READY").count() == 1
+
+
+# A paused task's backlog: READY rows flagged "paused" (as djtasks.control.queues
+# flags them), older than every other ready job, so an index that still held
+# them would put them first in every queue's scan.
+PAUSED_BACKLOG = 50_000
+FILL_PAUSED = f"""
+INSERT INTO {JOBS} (
+    id, task_path, backend, queue_name, priority, args, kwargs, status, paused,
+    enqueued_at, available_at, attempts, max_attempts, retry_policy, worker_ids, errors
+)
+SELECT gen_random_uuid(), 'tests.tasks.add', 'default',
+       (ARRAY['default', 'emails', 'other'])[1 + n %% 3], 0, '[1, 2]', '{{}}', 'READY', true,
+       %(start)s::timestamptz, %(start)s::timestamptz, 0, 1, '{{}}', '[]', '[]'
+FROM generate_series(1, {PAUSED_BACKLOG}) AS n
+"""
+
+
+def buffers_read(sql, params) -> tuple[int, str]:
+    """Pages the statement touches when run (shared hit + read), and its plan."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) " + sql, params)
+        [[document]] = cursor.fetchall()
+    plan = document[0]["Plan"]
+    pages = plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+    return pages, json.dumps(document)
+
+
+def test_a_paused_backlog_costs_the_claim_nothing(history):
+    claim_sql = claim_module.POSTGRESQL_CANDIDATES
+    # Now: the backlog of the fixture is due (it was made after history["now"]).
+    params = [QUEUES, "default", timezone.now(), 100, 100]
+    before, _ = buffers_read(claim_sql, params)
+    with connection.cursor() as cursor:
+        cursor.execute(FILL_PAUSED, {"start": history["now"] - timedelta(days=1)})
+        cursor.execute(f"ANALYZE {JOBS}")
+
+    after, plan = buffers_read(claim_sql, params)
+    with connection.cursor() as cursor:
+        cursor.execute(claim_sql, params)
+        claimed_tasks = {task for _, task in cursor.fetchall()}
+
+    assert "djtasks_job_ready" in plan and "Seq Scan" not in plan, plan
+    # The 50,000 paused rows are not in the index the claim reads: it
+    # touches as many pages as without them (not hundreds more).
+    assert after <= 2 * before + 10, (before, after, plan)
+    assert claimed_tasks == {"tests.tasks.noop"}
+    assert before > 0, plan
+    # The plain statement, with its UPDATE, keeps its plan too.
+    sql, params = claim_module._postgresql("default", "w", QUEUES, 100, history["now"])
+    assert_no_scan_of_the_jobs(explain(sql, params), "djtasks_job_ready")
+
+
+def test_resuming_a_task_reads_the_index_of_paused_rows(history):
+    paused = Job.objects.filter(status=JobStatus.READY, task_path="tests.tasks.add", paused=True)
+
+    plan = paused.explain()
+
+    assert_no_scan_of_the_jobs(plan, "djtasks_job_paused")
 
 
 # --- the operator's figures (status, health, metrics) on 1,000,000 finished rows ---

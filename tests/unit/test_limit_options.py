@@ -77,3 +77,7 @@ def test_a_full_window_has_room_again_when_its_oldest_needed_start_leaves():
     room = _room_again([[0, 2], [500_000, 1]], rate)
     # Three starts in the window: room once the two at 0 are a second old.
     assert room.timestamp() == 1.0
+
+
+def test_a_rate_prints_as_it_is_written():
+    assert [str(parse_rate(text)) for text in ("100/m", "5/s", "2/h")] == ["100/m", "5/s", "2/h"]
