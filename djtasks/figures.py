@@ -30,12 +30,17 @@ def queues(database: str, now=None) -> dict[str, dict]:
             queue, {"ready": 0, "due": 0, "oldest_due_age": None, "running": 0, "waiting": 0}
         )
 
-    # One query per partial index of ready rows (djtasks_job_ready and
-    # djtasks_job_ready_limited): the filter on "limited" lets each read its
-    # own index, whose size is the backlog whatever the history.
-    for limited in (False, True):
+    # One query per partial index of ready rows (djtasks_job_ready,
+    # djtasks_job_ready_limited, and djtasks_job_paused for a paused task's
+    # rows): each filter repeats its index's condition, so each reads its own
+    # index, whose size is the backlog whatever the history.
+    for index_condition in (
+        {"limited": False, "paused": False},
+        {"limited": True, "paused": False},
+        {"paused": True},
+    ):
         rows = (
-            jobs.filter(status=JobStatus.READY, limited=limited)
+            jobs.filter(status=JobStatus.READY, **index_condition)
             .values("queue_name")
             .annotate(
                 ready=Count("pk"),
