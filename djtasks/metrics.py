@@ -20,7 +20,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 
-from djtasks import figures
+from djtasks import controls, figures
 from djtasks.compat import task_backends
 from djtasks.conf import settings
 
@@ -42,6 +42,7 @@ class JobsCollector:
         since = now - timedelta(seconds=window)
         queues = figures.queues(self.database, now)
         yield from self._backlog(queues)
+        yield from self._paused(controls.read(self.database), queues)
         yield self._workers(figures.workers(self.database, now))
         yield self._finished(figures.finished_since(self.database, since), window)
         yield self._durations(
@@ -68,6 +69,19 @@ class JobsCollector:
             due.add_metric([queue], row["due"])
             oldest.add_metric([queue], row["oldest_due_age"] or 0.0)
         return jobs, due, oldest
+
+    def _paused(self, stored, queues: dict):
+        queue_paused = GaugeMetricFamily(
+            "djtasks_queue_paused", "1 while the queue is paused, else 0.", labels=["queue"]
+        )
+        for queue in sorted(self.known_queues | set(queues) | stored.paused_queues):
+            queue_paused.add_metric([queue], 1 if queue in stored.paused_queues else 0)
+        task_paused = GaugeMetricFamily(
+            "djtasks_task_paused", "1 for each task paused across queues.", labels=["task"]
+        )
+        for task in sorted(stored.paused_tasks):
+            task_paused.add_metric([task], 1)
+        return queue_paused, task_paused
 
     def _workers(self, workers: list[dict]):
         alive = GaugeMetricFamily(

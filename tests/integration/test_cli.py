@@ -78,7 +78,7 @@ def test_status_lists_idle_configured_queues():
 
     assert sorted(data["queues"]) == ["default", "emails", "other"]
     assert data["queues"]["other"] == {
-        "ready": 0, "due": 0, "oldest_due_age": None, "running": 0, "waiting": 0
+        "ready": 0, "due": 0, "oldest_due_age": None, "running": 0, "waiting": 0, "paused": False
     }  # fmt: skip
 
 
@@ -287,3 +287,19 @@ def test_health_any_host_accepts_a_worker_elsewhere():
 
     assert health()[0] == 1
     assert health("--any-host")[0] == 0
+
+
+def test_status_shows_paused_queues_and_tasks():
+    from djtasks.control import queues
+
+    queues.pause_queue("emails", by="test")
+    queues.pause_task("tests.tasks.add", by="test")
+
+    data = json.loads(djtasks("status", "--json"))
+
+    assert data["queues"]["emails"]["paused"] is True
+    assert data["queues"]["default"]["paused"] is False
+    assert data["paused_tasks"] == ["tests.tasks.add"]
+    text = djtasks("status")
+    assert any(line.split()[0] == "emails" and "PAUSED" in line for line in text.splitlines())
+    assert "Paused tasks: tests.tasks.add" in text

@@ -121,3 +121,16 @@ def test_no_token_is_configured_by_default_so_an_empty_bearer_is_refused(client)
 
 def test_only_get_is_served(staff_client):
     assert staff_client.post(URL).status_code == 405
+
+
+def test_paused_queues_and_tasks_are_shown(staff_client):
+    from djtasks.control import queues
+
+    queues.pause_queue("emails", by="test")
+    queues.pause_task("tests.tasks.add", by="test")
+
+    found = samples(staff_client.get(URL).content.decode())
+
+    assert found[("djtasks_queue_paused", frozenset({("queue", "emails")}))] == 1
+    assert found[("djtasks_queue_paused", frozenset({("queue", "default")}))] == 0
+    assert found[("djtasks_task_paused", frozenset({("task", "tests.tasks.add")}))] == 1
