@@ -1,16 +1,13 @@
 """What several subcommands share: the backend option, queue names, job filters."""
 
 from django.conf import settings as django_settings
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from djtasks import registry
 from djtasks.cli import BadInput
-from djtasks.compat import FRAMEWORKS, task_backends
-from djtasks.management.arguments import duration
+from djtasks.management.arguments import database_backend, duration
 from djtasks.models import Job, JobStatus, Worker
-
-# What task_backends[alias] raises for an alias TASKS does not define.
-UNKNOWN_BACKEND = tuple(framework["InvalidTaskBackend"] for framework in FRAMEWORKS)
 
 
 def add_backend_argument(parser) -> None:
@@ -23,16 +20,10 @@ def add_backend_argument(parser) -> None:
 
 def backend_of(options):
     """The djtasks backend named by --backend, or BadInput."""
-    alias = options["backend"]
     try:
-        backend = task_backends[alias]
-    except UNKNOWN_BACKEND as error:
-        raise BadInput(f"Unknown task backend {alias!r}: {error}") from None
-    if not hasattr(backend, "database"):
-        raise BadInput(
-            f"TASKS[{alias!r}] is {type(backend).__name__}, not djtasks.backend.DatabaseBackend."
-        )
-    return backend
+        return database_backend(options["backend"])
+    except CommandError as error:
+        raise BadInput(str(error)) from None
 
 
 def jobs_database(options) -> str:
