@@ -31,6 +31,7 @@ from djtasks.enqueue.insert import insert_job
 from djtasks.enqueue.rows import job_row
 from djtasks.models import Job, JobStatus, Schedule
 from djtasks.results import to_task_result
+from djtasks.stop_request import StopRequest
 from djtasks.worker import outages
 
 logger = logging.getLogger("djtasks")
@@ -53,7 +54,9 @@ class Beat:
         self.max_sleep = settings.BEAT_MAX_SLEEP if max_sleep is None else max_sleep
         self.clock = clock or timezone.now
         self.beat_id = f"{socket.gethostname()[:40]}-{os.getpid()}"
-        self.stopping = threading.Event()
+        # Set by the signal handlers: a StopRequest, which (unlike
+        # threading.Event) cannot deadlock there.
+        self.stopping = StopRequest()
         self.synced = False
 
     def run(self, *, once: bool = False) -> None:

@@ -26,7 +26,8 @@ from django.utils.crypto import get_random_string
 from djtasks import registry
 from djtasks.compat import task_backends
 from djtasks.conf import settings
-from djtasks.worker import heartbeat, outages, rescue, watchdog
+from djtasks.stop_request import StopRequest
+from djtasks.worker import heartbeat, outages, rescue, unknown_tasks, watchdog
 from djtasks.worker.cancel_watch import CancelWatch
 from djtasks.worker.claim_thread import ClaimThread, TaskBudget
 from djtasks.worker.executor import JOB_FORMAT, announce_stopped, job_fields
@@ -97,10 +98,15 @@ class WorkerProcess:
         self.inflight = inflight
         # The task paths this process can run, as its Worker row lists them.
         self.tasks = []
+        # Tasks this process lacks and a live worker has: left out of its
+        # claims for a while (djtasks.worker.unknown_tasks).
+        self.left_to_others = unknown_tasks.LeftToOthers()
         # Jobs taken from behind a slow job, still to be handed back.
         self.handing_back = []
         self.parent_pid = os.getppid()
-        self.stopping = threading.Event()
+        # Set by the signal handlers: a StopRequest, which (unlike
+        # threading.Event) cannot deadlock there.
+        self.stopping = StopRequest()
         self.immediate = False
         self.exit_code = EXIT_STOPPED
         self._ended = False

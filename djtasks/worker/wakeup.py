@@ -90,7 +90,7 @@ def listen_enabled(database: str) -> bool:
 class Listener(threading.Thread):
     """LISTENs on its own connection and rings the doorbell for our queues."""
 
-    def __init__(self, database: str, queues, doorbell: Doorbell, stopping: threading.Event):
+    def __init__(self, database: str, queues, doorbell: Doorbell, stopping):
         super().__init__(name="djtasks-listener", daemon=True)
         self.database = database
         self.queues = set(queues)
