@@ -20,6 +20,11 @@ which keeps them out of both claim indexes; a row of such a task that
 reached READY after the pause (enqueued, retried, released) is flagged by
 the first claim that meets it, and so is a row of a task whose rate limit
 was overridden (it gets ``limited``), so the claim meets each such row once.
+
+Tasks this worker lacks while a live worker has them (``skip_tasks``, see
+djtasks.worker.unknown_tasks) are left out of the scan, unflagged: they are
+another worker's to claim. Their rows are read past on every claim, which
+costs only while a rolling deploy is under way.
 """
 
 import contextlib
@@ -165,18 +170,19 @@ RETURNING {_SQLITE_RETURNING}
 """
 
 # The candidates of the plain claim while some tasks are diverted (paused,
-# or rate-limited by a stored override): the same index scans and locks as
-# POSTGRESQL and SQLITE, returning each row's task; the caller flags the
-# diverted rows (which leaves them out of the index) and marks the others
-# RUNNING with POSTGRESQL_CHOSEN or SQLITE_CHOSEN in the same transaction,
-# so the locks are held until then.
+# or rate-limited by a stored override) or skipped: the same index scans and
+# locks as POSTGRESQL and SQLITE, returning each row's task; the caller flags
+# the diverted rows (which leaves them out of the index) and marks the
+# others RUNNING with POSTGRESQL_CHOSEN or SQLITE_CHOSEN in the same
+# transaction, so the locks are held until then. {skip_test} leaves out the
+# skipped tasks' rows (a filter on the index scan: they are not locked).
 POSTGRESQL_CANDIDATES = f"""
 SELECT candidate.id, candidate.task_path
 FROM unnest(%s::text[]) AS queue(name)
 CROSS JOIN LATERAL (
     SELECT id, task_path, priority, available_at FROM {TABLE}
     WHERE status = 'READY' AND NOT limited AND NOT paused AND backend = %s
-        AND queue_name = queue.name AND available_at <= %s
+        AND queue_name = queue.name AND available_at <= %s{{skip_test}}
     ORDER BY priority DESC, available_at
     LIMIT %s
     FOR UPDATE SKIP LOCKED
@@ -188,7 +194,7 @@ LIMIT %s
 SQLITE_CANDIDATES = f"""
 SELECT id, task_path FROM {TABLE} INDEXED BY djtasks_job_ready
 WHERE status = 'READY' AND {_SQLITE_READY_TERMS} AND backend = %s
-    AND queue_name {{queue_test}} AND available_at <= %s
+    AND queue_name {{queue_test}} AND available_at <= %s{{skip_test}}
 ORDER BY priority DESC, available_at
 LIMIT %s
 """
@@ -242,7 +248,14 @@ class ClaimedJob:
 
 
 def claim(
-    backend: str, worker_id: str, queues, limit: int, now, gate=None, stored=controls.NONE
+    backend: str,
+    worker_id: str,
+    queues,
+    limit: int,
+    now,
+    gate=None,
+    stored=controls.NONE,
+    skip_tasks=frozenset(),
 ) -> list[ClaimedJob]:
     """Mark up to ``limit`` due ready jobs of TASKS[``backend``] RUNNING for ``worker_id``.
 
@@ -251,6 +264,7 @@ def claim(
     limit; without one they are looked for on every call. ``stored`` is the
     djtasks.controls snapshot to obey (paused queues and tasks, stored
     limits); the caller reads it, so the claim itself runs no query for it.
+    ``skip_tasks``: task paths whose jobs are left for other workers.
     """
     database = database_of(backend)
     # A paused queue is not even looked at.
@@ -261,7 +275,7 @@ def claim(
     jobs = []
     if gate is None or gate.due():
         jobs = _claim_limited(
-            database, backend, worker_id, queues, stored, limited_queues, limit, now
+            database, backend, worker_id, queues, stored, limited_queues, limit, now, skip_tasks
         )
         if gate is not None:
             gate.found(len(jobs))
@@ -278,6 +292,7 @@ def claim(
                 now,
                 savepoint=bool(jobs),
                 stored=stored,
+                skip_tasks=skip_tasks,
             )
         except DatabaseError:
             if not jobs:
@@ -290,10 +305,20 @@ def claim(
 
 
 def _claim_plain(
-    database, backend, worker_id, queues, limit, now, savepoint, stored=controls.NONE
+    database,
+    backend,
+    worker_id,
+    queues,
+    limit,
+    now,
+    savepoint,
+    stored=controls.NONE,
+    skip_tasks=frozenset(),
 ) -> list[ClaimedJob]:
-    if stored.paused_tasks or stored.task_rates:
-        return _claim_diverting(database, backend, worker_id, queues, limit, now, savepoint, stored)
+    if stored.paused_tasks or stored.task_rates or skip_tasks:
+        return _claim_diverting(
+            database, backend, worker_id, queues, limit, now, savepoint, stored, skip_tasks
+        )
     connection = connections[database]
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         # No outcomes to write with it: the one statement is a transaction
@@ -319,8 +344,10 @@ def _claim_plain(
     return to_claimed_batch(rows, connection.vendor)
 
 
-def _claim_diverting(database, backend, worker_id, queues, limit, now, savepoint, stored):
-    """The plain claim while tasks are paused or their rate limit overridden.
+def _claim_diverting(
+    database, backend, worker_id, queues, limit, now, savepoint, stored, skip_tasks
+):
+    """The plain claim while tasks are paused, rate-limited by an override, or skipped.
 
     Candidates of such tasks are flagged (``paused``, or ``limited`` to go
     to claim_limited) instead of claimed, which takes them out of the ready
@@ -336,7 +363,9 @@ def _claim_diverting(database, backend, worker_id, queues, limit, now, savepoint
     with transaction.atomic(using=database, savepoint=savepoint), connection.cursor() as cursor:
         while len(jobs) < limit:
             wanted = limit - len(jobs)
-            candidates = _plain_candidates(cursor, connection, backend, queues, wanted, now)
+            candidates = _plain_candidates(
+                cursor, connection, backend, queues, wanted, now, skip_tasks
+            )
             paused = [pk for pk, task in candidates if task in stored.paused_tasks]
             rerouted = [
                 pk
@@ -356,16 +385,22 @@ def _claim_diverting(database, backend, worker_id, queues, limit, now, savepoint
     return jobs
 
 
-def _plain_candidates(cursor, connection, backend, queues, limit, now) -> list[tuple]:
+def _plain_candidates(cursor, connection, backend, queues, limit, now, skip_tasks) -> list[tuple]:
     """(id, task_path) of up to ``limit`` plain candidates, best first, locked."""
+    skip = sorted(skip_tasks)
     if connection.vendor == "postgresql":
-        cursor.execute(POSTGRESQL_CANDIDATES, [queues, backend, now, limit, limit])
+        skip_test, skip_params = (" AND task_path <> ALL(%s::text[])", [skip]) if skip else ("", [])
+        cursor.execute(
+            POSTGRESQL_CANDIDATES.format(skip_test=skip_test),
+            [queues, backend, now, *skip_params, limit, limit],
+        )
     else:
         queue_test, queue_params = _queue_test(queues)
+        skip_test = f" AND task_path NOT IN ({', '.join(['%s'] * len(skip))})" if skip else ""
         stamp = connection.ops.adapt_datetimefield_value(now)
         cursor.execute(
-            SQLITE_CANDIDATES.format(queue_test=queue_test),
-            [backend, *queue_params, stamp, limit],
+            SQLITE_CANDIDATES.format(queue_test=queue_test, skip_test=skip_test),
+            [backend, *queue_params, stamp, *skip, limit],
         )
     return [(_uuid(pk), task) for pk, task in cursor.fetchall()]
 
@@ -375,7 +410,7 @@ def _uuid(value) -> uuid.UUID:
 
 
 def _claim_limited(
-    database, backend, worker_id, queues, stored, limited_queues, limit, now
+    database, backend, worker_id, queues, stored, limited_queues, limit, now, skip_tasks
 ) -> list[ClaimedJob]:
     connection = connections[database]
     if not any(queue in limited_queues for queue in queues) and not _limited_due(
@@ -388,7 +423,7 @@ def _claim_limited(
     with transaction.atomic(using=database), connection.cursor() as cursor:
         # Locks the candidate rows and the limits' rows, and books the
         # starts; the UPDATE below runs before those locks are released.
-        ids = claim_limited.choose(database, backend, queues, stored, limit, now)
+        ids = claim_limited.choose(database, backend, queues, stored, limit, now, skip_tasks)
         if not ids:
             return []
         return mark_chosen(cursor, connection, worker_id, ids, now)

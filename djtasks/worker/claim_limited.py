@@ -98,17 +98,22 @@ class LimitedGate:
         self._next_look = 0.0 if count else time.monotonic() + self.interval
 
 
-def choose(database: str, backend: str, queues, stored, limit: int, now) -> list:
+def choose(
+    database: str, backend: str, queues, stored, limit: int, now, skip_tasks=frozenset()
+) -> list:
     """Lock and book up to ``limit`` jobs of TASKS[``backend``] under a limit; return their ids.
 
-    ``stored`` is the claim's djtasks.controls snapshot. Runs inside the
+    ``stored`` is the claim's djtasks.controls snapshot; jobs of
+    ``skip_tasks`` are left for other workers. Runs inside the
     caller's transaction, which must mark the returned rows RUNNING before
     it commits.
     """
     rate_limited = stored.queue_rates()
     limited_queues = [q for q in queues if q in rate_limited or q in stored.queue_concurrency]
     open_queues = _open_queues(database, limited_queues, stored, now)
-    candidates = _unpaused_candidates(database, backend, queues, open_queues, stored, limit, now)
+    candidates = _unpaused_candidates(
+        database, backend, queues, open_queues, stored, limit, now, skip_tasks
+    )
     if not candidates:
         return []
     needs = {job[0]: _needs(job, stored, rate_limited) for job in candidates}
@@ -154,10 +159,14 @@ def _running_per_queue(database, queues) -> dict[str, int]:
     )
 
 
-def _unpaused_candidates(database, backend, queues, open_queues, stored, limit, now) -> list[tuple]:
+def _unpaused_candidates(
+    database, backend, queues, open_queues, stored, limit, now, skip_tasks
+) -> list[tuple]:
     """Step 1, with the candidates of paused tasks flagged and passed over."""
     while True:
-        candidates = _candidates(database, backend, queues, open_queues, stored, limit, now)
+        candidates = _candidates(
+            database, backend, queues, open_queues, stored, limit, now, skip_tasks
+        )
         paused = [job[0] for job in candidates if job[2] in stored.paused_tasks]
         if not paused:
             return candidates
@@ -165,7 +174,9 @@ def _unpaused_candidates(database, backend, queues, open_queues, stored, limit, 
         Job.objects.using(database).filter(pk__in=paused).update(paused=True)
 
 
-def _candidates(database, backend, queues, open_queues, stored, limit, now) -> list[tuple]:
+def _candidates(
+    database, backend, queues, open_queues, stored, limit, now, skip_tasks=frozenset()
+) -> list[tuple]:
     """Step 1: due READY rows of ``backend`` under a limit, best first, locked SKIP LOCKED."""
     under_limit = Q(limited=True, queue_name__in=queues)
     if open_queues:
@@ -188,6 +199,9 @@ def _candidates(database, backend, queues, open_queues, stored, limit, now) -> l
     if full_tasks:
         rated = Q(rate_limit__isnull=False) | Q(task_path__in=list(stored.task_rates))
         jobs = jobs.exclude(rated, task_path__in=full_tasks)
+    if skip_tasks:
+        # Another worker's: it has the task, this one does not.
+        jobs = jobs.exclude(task_path__in=sorted(skip_tasks))
     for running, keys in _keys_by_running(database).items():
         jobs = jobs.exclude(concurrency_key__in=keys, concurrency_limit__lte=running)
     return list(

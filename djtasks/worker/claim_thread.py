@@ -206,6 +206,8 @@ class ClaimThread:
             # seconds per process (or at once after a NOTIFY of a change),
             # not per claim.
             controls.current(owner.database),
+            # Tasks this process lacks that a live worker has: theirs.
+            skip_tasks=owner.left_to_others.current(),
         )
 
     def _run_batch(self, executor, sizer, jobs) -> None:
@@ -252,7 +254,9 @@ class ClaimThread:
         """Hand back (or fail) the claimed jobs of tasks this process lacks."""
         owner = self.owner
         digest = heartbeat.task_digest(owner.tasks)
-        failed = unknown_tasks.settle(owner.database, owner.worker_id, self.unknown, digest)
+        failed = unknown_tasks.settle(
+            owner.database, owner.worker_id, self.unknown, digest, owner.left_to_others
+        )
         self.slot.pending.extend(failed)
         self.unknown.clear()
 

@@ -1,20 +1,29 @@
 """Jobs of a task this worker does not have: left for a worker that has it.
 
 During a rolling deploy the web servers with the new code enqueue tasks
-that the old workers, still running, do not have. A worker that claims such
-a job hands it back, its attempt not counted, and nobody may claim it for
-HAND_BACK_DELAY seconds, so old workers do not spin on it while a worker
-with the task comes up. Every worker lists the tasks it has on its Worker
-row (djtasks.worker.heartbeat); the job fails with UnknownTask only once no
-live worker has had its task for UNKNOWN_TASK_GRACE, counted from the job's
-enqueue (or run_after) at the earliest. A typo in a task path still fails,
-just not at once.
+that the old workers, still running, do not have. Every worker lists the
+tasks it has on its Worker row (djtasks.worker.heartbeat). A worker that
+claims a job of a task it lacks hands it back, its attempt not counted:
+
+- if a live worker of the job's queue has the task, at once, and this
+  process leaves the task out of its claims for STALE_AFTER seconds
+  (LeftToOthers, passed to djtasks.worker.claim as ``skip_tasks``), so the
+  worker that has it gets the job however often this one claims. (A delay
+  alone is not enough: the old worker, woken exactly when the delay ends,
+  would win the job again and again.)
+- otherwise not claimable for HAND_BACK_DELAY seconds, so old workers do
+  not spin on it while a worker with the task comes up. The job fails with
+  UnknownTask only once no live worker has had its task for
+  UNKNOWN_TASK_GRACE, counted from the job's enqueue (or run_after) at the
+  earliest. A typo in a task path still fails, just not at once.
 
 A worker of a version that did not list its tasks (Worker.tasks NULL)
 counts as having none of them: it would fail such a job at once anyway.
 """
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -128,22 +137,55 @@ def verdict(job, knowledge: TaskKnowledge, now: datetime, grace: float) -> Verdi
     return Verdict([], deadline, fails, message)
 
 
-def settle(database: str, worker_id: str, jobs, exclude_digest: str) -> list[Outcome]:
+class LeftToOthers:
+    """The tasks one worker process leaves out of its claims, each until a deadline.
+
+    Shared by the process's claim threads (they have the same tasks). A
+    task is left for STALE_AFTER seconds: a worker that has it and dies is
+    only known dead after that long, and then this worker claims the job
+    again, to hand it back with a delay or to fail it after the grace.
+    """
+
+    def __init__(self):
+        # {task path: time.monotonic() when to claim its jobs again}
+        self._until = {}
+        self._lock = threading.Lock()
+
+    def leave(self, task_paths) -> None:
+        until = time.monotonic() + settings.STALE_AFTER
+        with self._lock:
+            for path in task_paths:
+                self._until[path] = until
+
+    def current(self) -> frozenset:
+        """The tasks to leave out of the next claim (read on every claim: cheap when none)."""
+        if not self._until:
+            return frozenset()
+        now = time.monotonic()
+        # The lock: claim threads add and drop entries concurrently.
+        with self._lock:
+            for path in [path for path, until in self._until.items() if until <= now]:
+                del self._until[path]
+            return frozenset(self._until)
+
+
+def settle(database: str, worker_id: str, jobs, exclude_digest: str, left=None) -> list[Outcome]:
     """Hand back the jobs a worker with their task may still run; FAILED outcomes for the rest.
 
-    Writes the hand-back itself (committed before it returns); the FAILED
-    outcomes go with the claim thread's other outcomes.
+    Writes the hand-backs itself (committed before it returns); the FAILED
+    outcomes go with the claim thread's other outcomes. ``left`` (a
+    LeftToOthers) learns the tasks that a live worker has.
     """
     now = timezone.now()
     knowledge = TaskKnowledge.read(database, now, exclude_digest)
     grace = unknown_task_grace()
-    failed, waiting = [], []
+    failed, waiting, handed_over = [], [], []
     for job in jobs:
         found = verdict(job, knowledge, now, grace)
         if found.fails:
             failed.append(_failed(job, found.message, worker_id, now))
         else:
-            waiting.append(job)
+            (handed_over if found.runners else waiting).append(job)
             # Debug per job: a backlog of such jobs comes back every few seconds.
             logger.debug(
                 "job %s task=%s queue=%s: task not known to worker %s; handed back (%s)",
@@ -153,9 +195,24 @@ def settle(database: str, worker_id: str, jobs, exclude_digest: str) -> list[Out
                 worker_id,
                 found.message,
             )
+    if handed_over:
+        tasks = sorted({job.task_path for job in handed_over})
+        if left is not None:
+            # Before the hand-back commits: from then on the job is
+            # claimable, and this process's next claim must not take it.
+            left.leave(tasks)
+        logger.info(
+            "worker %s handed back %d job(s) of task(s) it lacks (%s) to the live workers "
+            "that have them; it leaves them out of its claims for %g s",
+            worker_id,
+            len(handed_over),
+            ", ".join(tasks),
+            settings.STALE_AFTER,
+        )
+        rescue.hand_back(database, worker_id, [job.id for job in handed_over])
     if waiting:
         logger.info(
-            "worker %s handed back %d job(s) of task(s) it lacks (%s) for %g s",
+            "worker %s handed back %d job(s) of task(s) no live worker has (%s) for %g s",
             worker_id,
             len(waiting),
             ", ".join(sorted({job.task_path for job in waiting})),

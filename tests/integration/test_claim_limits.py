@@ -289,9 +289,9 @@ def test_a_worker_with_only_waiting_jobs_does_not_spin(monkeypatch):
 
     calls = []
 
-    def counting_claim(*args):
+    def counting_claim(*args, **options):
         calls.append(time.monotonic())
-        return claim(*args)
+        return claim(*args, **options)
 
     monkeypatch.setattr(claim_thread, "claim", counting_claim)
     waiting = [tasks.rate_limited.using(rate_limit="1/h").enqueue().id for _ in range(3)]

@@ -258,7 +258,7 @@ def buffers_read(sql, params) -> tuple[int, str]:
 
 
 def test_a_paused_backlog_costs_the_claim_nothing(history):
-    claim_sql = claim_module.POSTGRESQL_CANDIDATES
+    claim_sql = claim_module.POSTGRESQL_CANDIDATES.format(skip_test="")
     # Now: the backlog of the fixture is due (it was made after history["now"]).
     params = [QUEUES, "default", timezone.now(), 100, 100]
     before, _ = buffers_read(claim_sql, params)
@@ -280,6 +280,29 @@ def test_a_paused_backlog_costs_the_claim_nothing(history):
     # The plain statement, with its UPDATE, keeps its plan too.
     sql, params = claim_module._postgresql("default", "w", QUEUES, 100, history["now"])
     assert_no_scan_of_the_jobs(explain(sql, params), "djtasks_job_ready")
+
+
+def test_a_claim_that_skips_a_task_it_lacks_still_reads_the_ready_index(history):
+    # A worker of the previous deploy leaves a task to the workers that have
+    # it (djtasks.worker.unknown_tasks): a filter on the same scan.
+    claim_sql = claim_module.POSTGRESQL_CANDIDATES.format(
+        skip_test=" AND task_path <> ALL(%s::text[])"
+    )
+
+    def candidates(skipped):
+        params = [QUEUES, "default", timezone.now(), skipped, 100, 100]
+        with connection.cursor() as cursor:
+            cursor.execute(claim_sql, params)
+            return {task for _, task in cursor.fetchall()}, explain(claim_sql, params)
+
+    others, others_plan = candidates(["tests.tasks.add"])
+    none, none_plan = candidates(["tests.tasks.noop"])
+
+    # The history's due rows are all of tests.tasks.noop.
+    assert others == {"tests.tasks.noop"}
+    assert none == set()
+    for plan in (others_plan, none_plan):
+        assert_no_scan_of_the_jobs(plan, "djtasks_job_ready")
 
 
 def test_resuming_a_task_reads_the_index_of_paused_rows(history):
