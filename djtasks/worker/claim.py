@@ -423,10 +423,13 @@ def _claim_limited(
     with transaction.atomic(using=database), connection.cursor() as cursor:
         # Locks the candidate rows and the limits' rows, and books the
         # starts; the UPDATE below runs before those locks are released.
-        ids = claim_limited.choose(database, backend, queues, stored, limit, now, skip_tasks)
+        ids, started_at = claim_limited.choose(
+            database, backend, queues, stored, limit, now, skip_tasks
+        )
         if not ids:
             return []
-        return mark_chosen(cursor, connection, worker_id, ids, now)
+        # Marked started when their starts were booked (after the locks).
+        return mark_chosen(cursor, connection, worker_id, ids, started_at)
 
 
 def mark_chosen(cursor, connection, worker_id, ids, now) -> list[ClaimedJob]:

@@ -53,6 +53,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connections
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from djtasks.limits import (
     CONCURRENCY_PREFIX,
@@ -100,8 +101,12 @@ class LimitedGate:
 
 def choose(
     database: str, backend: str, queues, stored, limit: int, now, skip_tasks=frozenset()
-) -> list:
-    """Lock and book up to ``limit`` jobs of TASKS[``backend``] under a limit; return their ids.
+) -> tuple[list, datetime]:
+    """Lock and book up to ``limit`` jobs of TASKS[``backend``] under a limit.
+
+    Returns their ids and the time their starts were booked at, which the
+    caller stores as their start: it is read after the limits' locks are
+    held, so it is later than every start booked before.
 
     ``stored`` is the claim's djtasks.controls snapshot; jobs of
     ``skip_tasks`` are left for other workers. Runs inside the
@@ -115,7 +120,7 @@ def choose(
         database, backend, queues, open_queues, stored, limit, now, skip_tasks
     )
     if not candidates:
-        return []
+        return [], now
     needs = {job[0]: _needs(job, stored, rate_limited) for job in candidates}
     ledger = _Ledger(database, now, sorted({key for keys in needs.values() for key in keys}))
     chosen = []
@@ -125,7 +130,7 @@ def choose(
             if len(chosen) == limit:
                 break
     ledger.save()
-    return chosen
+    return chosen, ledger.booked_at
 
 
 def _open_queues(database, queues, stored, now) -> list[str]:
@@ -257,7 +262,6 @@ class _Ledger:
 
     def __init__(self, database, now, keys):
         self.database = database
-        self.now = _micros(now)
         rate_keys = [key for key in keys if key.startswith((QUEUE_PREFIX, TASK_PREFIX))]
         concurrency_keys = [
             key.removeprefix(CONCURRENCY_PREFIX)
@@ -273,6 +277,13 @@ class _Ledger:
         _lock_concurrency_keys(
             database, concurrency_keys + [RUNNING_PREFIX + queue for queue in running_queues]
         )
+        # The starts are booked at a time read now, with the locks held, not
+        # at the claim's ``now``: a claimer that read the clock first but got
+        # the locks (or SQLite's write lock) second would otherwise book an
+        # earlier start after a later one, and a window ending at the later
+        # one would hold one start too many (6 in a 5/s limit, seen in CI).
+        self.booked_at = max(now, timezone.now())
+        self.now = _micros(self.booked_at)
         # RUNNING counts read after the locks: they include what the
         # previous holder of each lock committed.
         by_key = (

@@ -71,15 +71,44 @@ def test_rate_limit_holds_over_a_sliding_window():
 def test_a_full_rate_limit_is_skipped_in_sql_until_it_has_room():
     djtasks.bulk_enqueue(tasks.rate_limited, [((), {})] * 8)
     now = timezone.now()
-    claim_at(now)
+    claimed = claim_at(now)
 
     limit = Limit.objects.get(key="task:tests.tasks.rate_limited")
-    assert limit.blocked_until == now + timedelta(seconds=1)
+    # Booked when the limit's lock was held (a moment after the claim's
+    # ``now``), which is the start the claimed jobs were given.
+    [booked_at] = {job.last_attempted_at for job in claimed}
+    assert now <= booked_at < now + timedelta(seconds=1)
+    assert limit.blocked_until == booked_at + timedelta(seconds=1)
     assert sum(count for _, count in limit.starts) == 5
     # Waiting jobs are left untouched: READY, same available_at, no write.
     waiting = Job.objects.filter(status=JobStatus.READY)
     assert waiting.count() == 3
     assert all(job.available_at <= now for job in waiting)
+
+
+@pytest.mark.django_db
+def test_a_claim_that_read_the_clock_before_another_got_the_lock_cannot_overbook():
+    # Three claimers of tasks.rate_limited (5/s), seen in CI with three
+    # workers on a busy machine: D books 5; E, a second later, books 3 and
+    # drops D's starts as outside its window; A, whose clock reading is
+    # older than E's but who got the lock after it, must still not start 2
+    # more inside D's second.
+    ids = [r.id for r in djtasks.bulk_enqueue(tasks.rate_limited, [((), {})] * 10)]
+    t = timezone.now()
+    Job.objects.filter(pk__in=ids).update(available_at=t - timedelta(seconds=10))
+
+    claim_at(t - timedelta(seconds=1.5), worker="D", limit=5)
+    claim_at(t - timedelta(seconds=0.49), worker="E", limit=3)
+    claim_at(t - timedelta(seconds=1.0), worker="A", limit=5)
+
+    starts = list(
+        Job.objects.filter(status=JobStatus.RUNNING).values_list("last_attempted_at", flat=True)
+    )
+    most = max(
+        sum(1 for other in starts if start - timedelta(seconds=1) < other <= start)
+        for start in starts
+    )
+    assert most <= 5, sorted(starts)
 
 
 @pytest.mark.django_db
