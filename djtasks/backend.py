@@ -157,6 +157,8 @@ class DatabaseBackend(BaseTaskBackend):
                 ),
                 id="djtasks.W001",
             )
+        if connection.vendor == "mysql":
+            yield from _check_mysql_isolation(self.alias, self.database, connection)
 
     def _save_unique(self, values):
         """Insert a unique job, or return the live job that holds its key."""
@@ -181,3 +183,28 @@ class DatabaseBackend(BaseTaskBackend):
                 # The holder finished between our INSERT and our SELECT: the
                 # key is free again, so try once more.
         raise IntegrityError(f"Could not enqueue unique job {values['unique_key']!r}.")
+
+
+def _check_mysql_isolation(alias, database, connection):
+    """djtasks on MariaDB / MySQL needs READ COMMITTED, Django's default there.
+
+    Under InnoDB's own default, REPEATABLE READ, a claim's FOR UPDATE SKIP
+    LOCKED takes gap locks on the range of the ready index it reads, so an
+    enqueue of a job into that range waits for the claim's commit, and two
+    claims and an enqueue can deadlock; and a plain read in a transaction
+    keeps seeing the rows as they were at its first read, so the check for
+    a unique job's live holder after a conflict would not see it.
+    """
+    options = connection.settings_dict.get("OPTIONS", {})
+    level = options.get("isolation_level", "read committed")
+    if (level or "").lower() != "read committed":
+        yield checks.Error(
+            f"TASKS[{alias!r}] keeps its jobs in DATABASES[{database!r}], whose "
+            f"connections use the isolation level {level or 'of the server'!r}; djtasks on MariaDB "
+            "and MySQL needs 'read committed' (Django's default there).",
+            hint=(
+                f"Remove 'isolation_level' from DATABASES[{database!r}]['OPTIONS'], "
+                "or set it to 'read committed'."
+            ),
+            id="djtasks.E008",
+        )

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from djtasks.schema import PartialIndex, PartialUniqueConstraint
+
 
 class JobStatus(models.TextChoices):
     """A superset of Django's TaskResultStatus; see ``STANDARD_STATUS``."""
@@ -131,10 +133,11 @@ class Schedule(models.Model):
         ordering = ["name"]
         indexes = [
             # Beat reads the enabled schedules that are due.
-            models.Index(
+            PartialIndex(
                 fields=["next_run_at"],
-                condition=Q(enabled=True),
+                where=Q(enabled=True),
                 name="djtasks_schedule_due",
+                leading=["enabled"],
             ),
         ]
 
@@ -279,36 +282,41 @@ class Job(models.Model):
             # backlog of jobs waiting for their limit costs the plain claim
             # nothing. The backend leads: a worker of one TASKS alias never
             # reads past another alias's backlog in the same queue.
-            models.Index(
+            PartialIndex(
                 fields=["backend", "queue_name", "-priority", "available_at"],
-                condition=Q(status="READY", limited=False, paused=False),
+                where=Q(status="READY", limited=False, paused=False),
                 name="djtasks_job_ready",
+                leading=["status", "limited", "paused"],
             ),
             # The same order for the ready rows that carry a limit, read by
             # djtasks.worker.claim_limited.
-            models.Index(
+            PartialIndex(
                 fields=["backend", "queue_name", "-priority", "available_at"],
-                condition=Q(status="READY", limited=True, paused=False),
+                where=Q(status="READY", limited=True, paused=False),
                 name="djtasks_job_ready_limited",
+                leading=["limited", "status", "paused"],
             ),
             # The READY rows of paused tasks, by task: a resume finds its
             # rows here; no claim reads it.
-            models.Index(
+            PartialIndex(
                 fields=["task_path"],
-                condition=Q(status="READY", paused=True),
+                where=Q(status="READY", paused=True),
                 name="djtasks_job_paused",
+                leading=["status", "paused"],
             ),
             # Running jobs per concurrency key: the limited claim counts them.
-            models.Index(
+            PartialIndex(
                 fields=["concurrency_key"],
-                condition=Q(status="RUNNING", concurrency_key__isnull=False),
+                where=Q(status="RUNNING", concurrency_key__isnull=False),
                 name="djtasks_job_running_key",
+                leading=["status"],
             ),
             # The rescue looks up running rows by worker.
-            models.Index(
+            PartialIndex(
                 fields=["worker"],
-                condition=Q(status="RUNNING"),
+                where=Q(status="RUNNING"),
                 name="djtasks_job_running",
+                leading=["status"],
             ),
             models.Index(fields=["status", "-enqueued_at"], name="djtasks_job_status"),
             # The admin's default list order (it adds -pk), newest first,
@@ -316,16 +324,18 @@ class Job(models.Model):
             models.Index(fields=["-enqueued_at", "-id"], name="djtasks_job_recent"),
             # The dashboard's per-minute chart and pruning read finished rows
             # by time.
-            models.Index(
+            PartialIndex(
                 fields=["finished_at"],
-                condition=Q(finished_at__isnull=False),
+                where=Q(finished_at__isnull=False),
                 name="djtasks_job_finished",
+                leading=[],
             ),
             models.Index(fields=["task_path"], name="djtasks_job_task"),
-            models.Index(
+            PartialIndex(
                 fields=["content_type", "object_id"],
-                condition=Q(object_id__isnull=False),
+                where=Q(object_id__isnull=False),
                 name="djtasks_job_about",
+                leading=[],
             ),
             # The steps of one workflow, by status: djtasks.workflows.next_steps reads a
             # workflow's WAITING steps (not the thousands of a big chord's
@@ -333,23 +343,24 @@ class Job(models.Model):
             # still live. Partial: jobs outside a workflow (nearly all) add
             # nothing to it, so claims and completions of plain jobs do not
             # pay for it.
-            models.Index(
+            PartialIndex(
                 fields=["workflow_id", "status"],
-                condition=Q(workflow_id__isnull=False),
+                where=Q(workflow_id__isnull=False),
                 name="djtasks_job_workflow",
+                leading=[],
             ),
         ]
         constraints = [
             # Each run of a schedule is enqueued once, however many beats run.
             # Partial: most jobs come from no schedule, and stay out of it.
-            models.UniqueConstraint(
+            PartialUniqueConstraint(
                 fields=["schedule", "scheduled_at"],
                 condition=Q(schedule__isnull=False),
                 name="djtasks_job_one_per_schedule_run",
             ),
             # At most one live (ready or running) job per unique key; a
             # database constraint, so two enqueuers cannot race past it.
-            models.UniqueConstraint(
+            PartialUniqueConstraint(
                 fields=["unique_key"],
                 condition=Q(status__in=["READY", "RUNNING"]) & Q(unique_key__isnull=False),
                 name="djtasks_job_unique_live_key",

@@ -5,7 +5,7 @@ Jobs run through the real code path: ``claim()`` -> ``Executor.run()`` ->
 ``WorkerProcess(burst=True)`` (``burst_worker``, which uses threads and so
 needs ``transaction=True`` tests to see the test's rows).
 
-Marks: ``postgresql`` / ``sqlite`` tests run only on that database and are
+Marks: ``postgresql`` / ``mysql`` / ``sqlite`` tests run only on that database and are
 skipped, with the reason, on the other one.
 """
 
@@ -33,6 +33,8 @@ def pytest_runtest_setup(item):
     vendor = connection.vendor
     if item.get_closest_marker("postgresql") and vendor != "postgresql":
         pytest.skip("PostgreSQL-only: run with DATABASE_URL=postgres://...")
+    if item.get_closest_marker("mysql") and vendor != "mysql":
+        pytest.skip("MariaDB/MySQL-only: run with DATABASE_URL=mysql://...")
     if item.get_closest_marker("sqlite") and vendor != "sqlite":
         pytest.skip("SQLite-only: run without DATABASE_URL (or with a sqlite:// one)")
 

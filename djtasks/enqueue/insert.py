@@ -43,7 +43,9 @@ def insert_jobs(database: str, rows: list[dict]) -> None:
         _insert_one_postgresql(connection, rows[0])
         return
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+        if connection.vendor == "mysql":
+            _insert_mysql(cursor, connection, rows)
+        elif connection.vendor != "postgresql":
             for chunk in _chunks(rows, _rows_per_statement(connection)):
                 _insert_values(cursor, connection, chunk)
         else:
@@ -190,6 +192,48 @@ def _insert_values(cursor, connection, rows):
     cursor.execute(f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES {placeholders}", params)
 
 
+def _insert_mysql(cursor, connection, rows):
+    """Multi-row INSERTs, each within the server's max_allowed_packet.
+
+    MariaDB and MySQL take any number of parameters (the driver quotes them
+    into the statement) but refuse a statement longer than
+    max_allowed_packet, so rows are grouped by their size.
+    """
+    budget = _statement_budget(connection)
+    chunk, size = [], 0
+    for row in rows:
+        values = _prepared_row(connection, row)
+        # The quoted row is at most twice its text (every byte escaped).
+        row_size = 2 * sum(len(str(value)) for value in values) + 8 * len(values)
+        if chunk and size + row_size > budget:
+            _execute_values(cursor, chunk)
+            chunk, size = [], 0
+        chunk.append(values)
+        size += row_size
+    if chunk:
+        _execute_values(cursor, chunk)
+
+
+def _execute_values(cursor, prepared_rows):
+    placeholders = ", ".join([_ROW_PLACEHOLDERS] * len(prepared_rows))
+    params = [value for values in prepared_rows for value in values]
+    cursor.execute(f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES {placeholders}", params)
+
+
+def _statement_budget(connection) -> int:
+    """Bytes a statement may take: half the server's max_allowed_packet (read once)."""
+    budget = getattr(connection, "_djtasks_statement_budget", None)
+    if budget is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@max_allowed_packet")
+            (packet,) = cursor.fetchone()
+        # Half: room for the statement's own text, and for the server's
+        # accounting of multi-byte characters.
+        budget = max(64 * 1024, int(packet) // 2)
+        connection._djtasks_statement_budget = budget
+    return budget
+
+
 def _rows_per_statement(connection) -> int:
     """How many rows fit the database's limit on parameters per statement."""
     limit = 999  # SQLite's historical default, and Django's assumption
@@ -198,8 +242,6 @@ def _rows_per_statement(connection) -> int:
         import sqlite3
 
         limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    elif connection.vendor == "mysql":
-        limit = 65535
     return max(1, limit // len(_FIELDS))
 
 

@@ -41,7 +41,7 @@ from django.utils.dateparse import parse_datetime
 from djtasks import controls
 from djtasks.compat import database_of
 from djtasks.models import Job, JobStatus
-from djtasks.worker import claim_limited
+from djtasks.worker import claim_limited, claim_mysql
 
 logger = logging.getLogger("djtasks")
 
@@ -320,6 +320,13 @@ def _claim_plain(
             database, backend, worker_id, queues, limit, now, savepoint, stored, skip_tasks
         )
     connection = connections[database]
+    if connection.vendor == "mysql":
+        # Lock, update and read are three statements there: one transaction.
+        with transaction.atomic(using=database, savepoint=savepoint), connection.cursor() as cursor:
+            rows = claim_mysql.candidates(
+                cursor, connection, COLUMNS, backend, queues, limit, now, frozenset()
+            )
+            return _mark_mysql(cursor, connection, worker_id, rows, now)
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         # No outcomes to write with it: the one statement is a transaction
         # of its own, and BEGIN and COMMIT would be two more round trips on
@@ -388,6 +395,12 @@ def _claim_diverting(
 def _plain_candidates(cursor, connection, backend, queues, limit, now, skip_tasks) -> list[tuple]:
     """(id, task_path) of up to ``limit`` plain candidates, best first, locked."""
     skip = sorted(skip_tasks)
+    if connection.vendor == "mysql":
+        columns = ("id", "task_path", "priority", "available_at")
+        rows = claim_mysql.candidates(
+            cursor, connection, columns, backend, queues, limit, now, skip_tasks
+        )
+        return [(_uuid(row[0]), row[1]) for row in rows]
     if connection.vendor == "postgresql":
         skip_test, skip_params = (" AND task_path <> ALL(%s::text[])", [skip]) if skip else ("", [])
         cursor.execute(
@@ -434,6 +447,9 @@ def _claim_limited(
 
 def mark_chosen(cursor, connection, worker_id, ids, now) -> list[ClaimedJob]:
     """Mark the locked READY rows ``ids`` RUNNING for ``worker_id``."""
+    if connection.vendor == "mysql":
+        rows = claim_mysql.locked_chosen(cursor, COLUMNS, ids)
+        return _mark_mysql(cursor, connection, worker_id, rows, now)
     if connection.vendor == "postgresql":
         params = [worker_id, worker_id, now, now, [str(job_id) for job_id in ids]]
         cursor.execute(POSTGRESQL_CHOSEN, params)
@@ -443,6 +459,22 @@ def mark_chosen(cursor, connection, worker_id, ids, now) -> list[ClaimedJob]:
         params = [worker_id, worker_id, stamp, stamp, *(job_id.hex for job_id in ids)]
         cursor.execute(SQLITE_CHOSEN.format(ids=marks), params)
     return to_claimed_batch(cursor.fetchall(), connection.vendor)
+
+
+def _mark_mysql(cursor, connection, worker_id, rows, now) -> list[ClaimedJob]:
+    """Mark the locked READY ``rows`` (COLUMNS) RUNNING; return them as claimed.
+
+    MariaDB and MySQL return nothing from an UPDATE: the claimed values are
+    the read ones changed as claim_mysql's UPDATE changes them.
+    """
+    jobs = to_claimed_batch(rows, connection.vendor)
+    claim_mysql.mark_running(cursor, connection, worker_id, [job.id for job in jobs], now)
+    for job in jobs:
+        job.attempts += 1
+        job.worker_ids.append(worker_id)
+        job.started_at = job.started_at or now
+        job.last_attempted_at = now
+    return jobs
 
 
 def _limited_due(database, backend, queues, now) -> bool:
@@ -501,7 +533,7 @@ def _to_claimed(row, vendor) -> ClaimedJob:
     job.errors = _json(job.errors)
     if job.workflow_id is not None and not isinstance(job.workflow_id, uuid.UUID):
         job.workflow_id = uuid.UUID(job.workflow_id)
-    if vendor == "sqlite":
+    if vendor in ("sqlite", "mysql"):
         job.enqueued_at = _sqlite_datetime(job.enqueued_at)
         job.run_after = _sqlite_datetime(job.run_after)
         job.available_at = _sqlite_datetime(job.available_at)

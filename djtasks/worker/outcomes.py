@@ -77,6 +77,16 @@ WHERE id = %s AND worker_id = %s AND status = 'RUNNING'
     AND (%s IS NULL OR attempts = %s)
 """
 
+# MariaDB and MySQL: the same statement with their JSON function;
+# JSON_EXTRACT(%s, '$') makes the error an object in the array, not a string.
+MYSQL = SQLITE.replace(
+    "json_insert(errors, '$[#]', json(%s))", "JSON_ARRAY_APPEND(errors, '$', JSON_EXTRACT(%s, '$'))"
+)
+# They have no RETURNING either: a written step is read back by its key.
+_MYSQL_WRITTEN_STEP = (
+    f"SELECT id, status, workflow_id, workflow_stage, task_path FROM {TABLE} WHERE id = %s"
+)
+
 
 def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
     """Write ``outcomes`` in one transaction; return how many rows changed."""
@@ -114,7 +124,8 @@ def _write(connection, cursor, outcomes, worker_id) -> int:
     if connection.vendor == "postgresql":
         cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
     else:
-        cursor.executemany(SQLITE, _sqlite_params(connection, outcomes, worker_id))
+        sql = MYSQL if connection.vendor == "mysql" else SQLITE
+        cursor.executemany(sql, _sqlite_params(connection, outcomes, worker_id))
     return cursor.rowcount
 
 
@@ -128,6 +139,14 @@ def _write_steps(connection, cursor, outcomes, worker_id) -> list:
     if connection.vendor == "postgresql":
         cursor.execute(POSTGRESQL + _PG_RETURNING, _postgresql_params(outcomes, worker_id))
         rows = cursor.fetchall()
+    elif connection.vendor == "mysql":
+        rows = []
+        for params in _sqlite_params(connection, outcomes, worker_id):
+            cursor.execute(MYSQL, params)
+            if cursor.rowcount:
+                # The row is this transaction's: its lock is held until COMMIT.
+                cursor.execute(_MYSQL_WRITTEN_STEP, [params[9]])
+                rows.extend(cursor.fetchall())
     else:
         # executemany() takes no RETURNING: one statement per step.
         rows = []

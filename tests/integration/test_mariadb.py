@@ -1,0 +1,155 @@
+"""MariaDB and MySQL: the schema djtasks.schema builds there, and the claim's plan.
+
+They have no partial indexes: the claim's index leads with the condition's
+columns, and the unique constraints are unique indexes on generated
+columns. These tests read what the server built and what it plans.
+"""
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.utils import timezone
+
+from djtasks.backend import _check_mysql_isolation
+from djtasks.models import Job, JobStatus
+from djtasks.worker import claim_mysql
+from tests.tasks import noop
+
+pytestmark = [pytest.mark.mysql]
+
+JOBS = Job._meta.db_table
+HISTORY = 100_000
+
+# 100,000 finished rows of the claimed queue, oldest first (the rows a full
+# index led by the backend and queue would read before any ready one).
+DIGITS = " UNION ALL ".join(f"SELECT {digit} AS d" for digit in range(10))
+FILL = f"""
+INSERT INTO {JOBS} (
+    id, task_path, backend, queue_name, priority, args, kwargs, status,
+    enqueued_at, available_at, started_at, finished_at, attempts, max_attempts,
+    retry_policy, worker_id, worker_ids, errors, limited, paused, waiting_for,
+    cancel_requested_at, unique_key, lost_attempts
+)
+SELECT REPLACE(UUID(), '-', ''), 'tests.tasks.noop', 'default', 'default', 0,
+       '[]', '{{}}', 'SUCCESSFUL', %s, %s, %s, %s, 1, 1, '{{}}', NULL,
+       '["gone-worker"]', '[]', 0, 0, 0, NULL, NULL, 0
+FROM ({DIGITS}) AS a, ({DIGITS}) AS b, ({DIGITS}) AS c, ({DIGITS}) AS d, ({DIGITS}) AS e
+"""
+
+
+@pytest.fixture(scope="module")
+def big_history(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        old = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
+        with connection.cursor() as cursor:
+            cursor.execute(FILL, [old, old, old, old])
+            cursor.execute(f"ANALYZE TABLE {JOBS}")
+        yield
+        Job.objects.all().delete()
+
+
+def explain(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        names = [column[0].lower() for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_reads_a_range_of_the_ready_index_not_the_history(big_history):
+    noop.using(priority=5).enqueue()
+    noop.enqueue()
+    sql = claim_mysql._CANDIDATES.format(columns="id, priority, available_at", skip_test="")
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    (plan,) = explain(sql, ["default", "default", stamp, 100])
+    assert plan["key"] == "djtasks_job_ready"
+    assert plan["type"] in ("range", "ref")
+    # In index order: no sort of the ready rows, let alone the history.
+    assert "filesort" not in (plan["extra"] or "")
+    assert int(plan["rows"]) < 1_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_takes_the_ready_jobs_past_a_big_history_best_first(big_history, run_jobs):
+    low = noop.enqueue()
+    high = noop.using(priority=5).enqueue()
+    outcomes = run_jobs(limit=1)
+    assert [outcome.job_id for outcome in outcomes] == [uuid.UUID(high.id)]
+    assert Job.objects.get(pk=high.id).status == JobStatus.SUCCESSFUL
+    assert Job.objects.get(pk=low.id).status == JobStatus.READY
+
+
+def _insert_live(key, status="READY"):
+    Job.objects.create(
+        task_path="tests.tasks.noop",
+        backend="default",
+        queue_name="default",
+        unique_key=key,
+        status=status,
+        available_at=timezone.now(),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_live_job_per_unique_key_is_held_by_the_database():
+    _insert_live("report-1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _insert_live("report-1", status="RUNNING")
+    # Finished jobs of the key, and keyless jobs, never conflict.
+    Job.objects.filter(unique_key="report-1").update(status=JobStatus.SUCCESSFUL)
+    _insert_live("report-1")
+    _insert_live("report-1", status="SUCCESSFUL")
+    _insert_live(None)
+    _insert_live(None)
+    assert Job.objects.filter(unique_key="report-1").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_connections_racing_for_a_unique_key_get_one_job():
+    """The second inserts while the first's transaction is open: it waits, then is refused."""
+    first_inserted = threading.Event()
+    outcomes = {}
+
+    def first():
+        with transaction.atomic():
+            _insert_live("race")
+            first_inserted.set()
+            time.sleep(0.5)  # the second's INSERT is under way meanwhile
+        outcomes["first"] = "inserted"
+        connections.close_all()
+
+    def second():
+        first_inserted.wait()
+        try:
+            with transaction.atomic():
+                _insert_live("race")
+            outcomes["second"] = "inserted"
+        except IntegrityError:
+            outcomes["second"] = "refused"
+        connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == {"first": "inserted", "second": "refused"}
+    assert Job.objects.filter(unique_key="race").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_connection_not_in_read_committed_is_an_error():
+    for level in ("repeatable read", None):  # None: the server's own, REPEATABLE READ
+        errors = list(_check_mysql_isolation("default", "default", _FakeConnection(level)))
+        assert [error.id for error in errors] == ["djtasks.E008"]
+    assert not list(_check_mysql_isolation("default", "default", _FakeConnection(None, set=False)))
+    assert not list(_check_mysql_isolation("default", "default", connection))
+
+
+class _FakeConnection:
+    def __init__(self, level, set=True):  # noqa: A002
+        self.settings_dict = {"OPTIONS": {"isolation_level": level} if set else {}}
