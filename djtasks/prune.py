@@ -76,6 +76,19 @@ DELETE FROM {JOBS} WHERE id IN (
 )
 """
 
+# MariaDB and MySQL refuse a DELETE whose sub-select reads the same table
+# with a LIMIT: the batch is locked by one statement (SKIP LOCKED, as on
+# PostgreSQL; FOR UPDATE reads the rows as they are now, so a job made
+# READY again is not among them) and deleted by key in the same transaction.
+MYSQL_DOOMED_JOBS = f"""
+SELECT id FROM {JOBS} AS old
+WHERE finished_at IS NOT NULL AND finished_at < %s AND status = %s
+  AND {_WORKFLOW_DONE}
+ORDER BY finished_at
+LIMIT %s
+FOR UPDATE SKIP LOCKED
+"""
+
 
 @dataclass
 class Pruned:
@@ -229,6 +242,13 @@ def _delete_job_batch(database, status, before, batch_size) -> int:
         before = connection.ops.adapt_datetimefield_value(before)
     # One transaction per batch: its locks last one DELETE.
     with transaction.atomic(using=database), connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            cursor.execute(MYSQL_DOOMED_JOBS, [before, status, batch_size])
+            ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return 0
+            cursor.execute(f"DELETE FROM {JOBS} WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
+            return cursor.rowcount
         cursor.execute(sql, [before, status, batch_size])
         return cursor.rowcount
 
@@ -256,6 +276,10 @@ def _delete_worker_batch(database, before, batch_size) -> int:
     batch = _old_workers(database, before).values("pk")[:batch_size]
     select, params = batch.query.get_compiler(using=database).as_sql()
     connection = connections[database]
+    if connection.vendor == "mysql":
+        # They take a LIMIT in a sub-select of the same table only from a
+        # derived table, which they read in full before deleting.
+        select = f"SELECT batch.pk FROM ({select}) AS batch"
     with transaction.atomic(using=database), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {WORKERS} WHERE id IN ({select})", params)
         return cursor.rowcount

@@ -79,3 +79,14 @@ ensure_venv() {
     fi
     printf '%s\n' "$wanted" >"$stamp"
 }
+
+# Install the MariaDB/MySQL driver (the mysql extra) into .venvs/NAME, once:
+# it compiles against the client library, which not every machine has, so
+# only the legs that need it ask for it.
+ensure_mysql_driver() {
+    local venv="$VENVS/$1" log="$VENVS/$1.mysqlclient.log"
+    "$venv/bin/python" -c 'import MySQLdb' >/dev/null 2>&1 && return 0
+    say "Installing mysqlclient into .venvs/$1; log: .venvs/$1.mysqlclient.log"
+    (cd "$REPO" && "$venv/bin/python" -m pip install -e ".[test,example,mysql]") >"$log" 2>&1 \
+        && "$venv/bin/python" -c 'import MySQLdb' >/dev/null 2>&1
+}

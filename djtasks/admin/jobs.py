@@ -10,6 +10,7 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import connections
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -177,8 +178,13 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
             return found, False
         term = search_term.strip().lower()
         id_range = _id_range(term)
-        if id_range is not None:
+        if id_range is not None and _uuids_in_key_order(queryset.db):
             return queryset.filter(pk__gte=id_range[0], pk__lte=id_range[1]), False
+        if id_range is not None:
+            # MariaDB's own UUID type orders its values with the groups
+            # swapped, so a prefix is no range of the key there: match the
+            # canonical text (a scan of the key).
+            return queryset.filter(pk__startswith=_canonical_prefix(term)), False
         paths = [path for path in schedules.task_choices() if term in path.lower()]
         if term and paths:
             return queryset.filter(task_path__in=paths), False
@@ -284,6 +290,20 @@ EMPTY_WHEN = {
 
 def _is_empty(job, field: str) -> bool:
     return field in EMPTY_WHEN and EMPTY_WHEN[field](job)
+
+
+def _uuids_in_key_order(database) -> bool:
+    connection = connections[database]
+    return not (connection.vendor == "mysql" and connection.features.has_native_uuid_field)
+
+
+def _canonical_prefix(term: str) -> str:
+    """The start of the canonical (8-4-4-4-12) text of ids starting with ``term``."""
+    digits = term.replace("-", "")
+    canonical = str(uuid.UUID(digits.ljust(32, "0")))
+    # Each group's hyphen comes after 8, 12, 16 and 20 digits.
+    hyphens = sum(1 for boundary in (8, 12, 16, 20) if len(digits) > boundary)
+    return canonical[: len(digits) + hyphens]
 
 
 def _id_range(term: str):

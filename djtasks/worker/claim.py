@@ -433,16 +433,20 @@ def _claim_limited(
         # transaction of three (BEGIN IMMEDIATE on SQLite), which every idle
         # claim thread would otherwise pay once per POLL_INTERVAL.
         return []
-    with transaction.atomic(using=database), connection.cursor() as cursor:
-        # Locks the candidate rows and the limits' rows, and books the
-        # starts; the UPDATE below runs before those locks are released.
-        ids, started_at = claim_limited.choose(
-            database, backend, queues, stored, limit, now, skip_tasks
-        )
-        if not ids:
-            return []
-        # Marked started when their starts were booked (after the locks).
-        return mark_chosen(cursor, connection, worker_id, ids, started_at)
+    try:
+        with transaction.atomic(using=database), connection.cursor() as cursor:
+            # Locks the candidate rows and the limits' rows, and books the
+            # starts; the UPDATE below runs before those locks are released.
+            ids, started_at = claim_limited.choose(
+                database, backend, queues, stored, limit, now, skip_tasks
+            )
+            if not ids:
+                return []
+            # Marked started when their starts were booked (after the locks).
+            return mark_chosen(cursor, connection, worker_id, ids, started_at)
+    finally:
+        # MariaDB/MySQL: the concurrency keys' locks outlive the transaction.
+        claim_limited.release_named_locks(database)
 
 
 def mark_chosen(cursor, connection, worker_id, ids, now) -> list[ClaimedJob]:
@@ -471,7 +475,9 @@ def _mark_mysql(cursor, connection, worker_id, rows, now) -> list[ClaimedJob]:
     claim_mysql.mark_running(cursor, connection, worker_id, [job.id for job in jobs], now)
     for job in jobs:
         job.attempts += 1
-        job.worker_ids.append(worker_id)
+        # JSON_ARRAY_APPEND makes an array of a hand-edited non-array first.
+        previous = job.worker_ids if isinstance(job.worker_ids, list) else [job.worker_ids]
+        job.worker_ids = [*previous, worker_id]
         job.started_at = job.started_at or now
         job.last_attempted_at = now
     return jobs

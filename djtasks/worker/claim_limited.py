@@ -51,7 +51,7 @@ import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 
-from django.db import connections
+from django.db import DatabaseError, OperationalError, connections
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -209,11 +209,29 @@ def _candidates(
         jobs = jobs.exclude(task_path__in=sorted(skip_tasks))
     for running, keys in _keys_by_running(database).items():
         jobs = jobs.exclude(concurrency_key__in=keys, concurrency_limit__lte=running)
-    return list(
-        jobs.order_by("-priority", "available_at")
-        .select_for_update(skip_locked=True)
-        .values_list(*_CANDIDATE_FIELDS)[:limit]
-    )
+    locked = jobs.order_by("-priority", "available_at").select_for_update(skip_locked=True)
+    if connections[database].vendor == "mysql":
+        return _ranges_merged(locked, queues, open_queues, limit)
+    return list(locked.values_list(*_CANDIDATE_FIELDS)[:limit])
+
+
+def _ranges_merged(locked, queues, open_queues, limit) -> list[tuple]:
+    """_candidates on MariaDB/MySQL: one ordered index range at a time.
+
+    InnoDB locks every row it reads, and a query over several queues, or
+    over limited and plain rows, reads every matching row to sort them,
+    locking them all: the first claimer would hold a whole backlog and the
+    others find nothing. Each (queue, limited) pair is one range of
+    djtasks_job_ready in claim order, read only up to ``limit``; the rows
+    beyond the best ``limit`` stay locked, untouched, until the COMMIT.
+    """
+    rows = []
+    for queue in queues:
+        for limited in (True, False) if queue in open_queues else (True,):
+            pairs = locked.filter(queue_name=queue, limited=limited)
+            rows += pairs.values_list(*_CANDIDATE_FIELDS, "priority", "available_at")[:limit]
+    rows.sort(key=lambda row: (-row[-2], row[-1]))
+    return [row[:-2] for row in rows[:limit]]
 
 
 def _keys_by_running(database) -> dict[int, list[str]]:
@@ -362,12 +380,43 @@ def _lock_concurrency_keys(database, keys) -> None:
     claims run one at a time.
     """
     connection = connections[database]
-    if not keys or connection.vendor != "postgresql":
+    if not keys or connection.vendor == "sqlite":
         return
     with connection.cursor() as cursor:
         # Sorted by lock id: one order in every claimer, so no deadlock.
         for lock_id in sorted({_lock_id(key) for key in keys}):
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_CLASS, lock_id])
+            if connection.vendor == "mysql":
+                _get_named_lock(cursor, lock_id)
+            else:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_CLASS, lock_id])
+
+
+# MariaDB and MySQL: named locks (GET_LOCK) belong to the session, not the
+# transaction, so the claim releases them itself once its transaction has
+# ended, committed or not (release_named_locks). How long a claim waits for
+# a key's lock, which another claim holds for one short transaction:
+NAMED_LOCK_WAIT = 10
+
+
+def _get_named_lock(cursor, lock_id) -> None:
+    cursor.execute(
+        "SELECT GET_LOCK(%s, %s)", [f"djtasks:{ADVISORY_CLASS}:{lock_id}", NAMED_LOCK_WAIT]
+    )
+    (granted,) = cursor.fetchone()
+    if granted != 1:
+        raise OperationalError(f"timed out waiting for the concurrency key lock {lock_id}")
+
+
+def release_named_locks(database) -> None:
+    """Release this session's named locks (MariaDB/MySQL; a no-op elsewhere)."""
+    connection = connections[database]
+    if connection.vendor != "mysql" or connection.connection is None:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_ALL_LOCKS()")
+    except DatabaseError:
+        pass  # a broken connection: its session, and so its locks, are gone
 
 
 def _lock_id(key: str) -> int:

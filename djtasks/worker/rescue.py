@@ -35,6 +35,7 @@ from djtasks.conf import max_lost_attempts
 from djtasks.errors import class_path
 from djtasks.exceptions import WorkerLost
 from djtasks.models import Job, Worker
+from djtasks.worker import rescue_mysql
 from djtasks.workflows import next_steps
 
 logger = logging.getLogger("djtasks")
@@ -164,16 +165,18 @@ _SQLITE_LOST_SET = """
         'worker_id', worker_id,
         'failed_at', %(failed_at)s))
 """
-_SQLITE_UNCOUNTED = _SQLITE_LOST_SET.format(
-    back="cancel_requested_at IS NULL AND lost_attempts + 1 < %(max_lost)s",
-    grow=1,
-    path=WORKER_LOST,
-)
-_SQLITE_COUNTED = _SQLITE_LOST_SET.format(
-    back="cancel_requested_at IS NULL AND attempts < max_attempts",
-    grow=0,
-    path=WORKER_LOST,
-)
+_UNCOUNTED = {
+    "back": "cancel_requested_at IS NULL AND lost_attempts + 1 < %(max_lost)s",
+    "grow": 1,
+    "path": WORKER_LOST,
+}
+_COUNTED = {
+    "back": "cancel_requested_at IS NULL AND attempts < max_attempts",
+    "grow": 0,
+    "path": WORKER_LOST,
+}
+_SQLITE_UNCOUNTED = _SQLITE_LOST_SET.format(**_UNCOUNTED)
+_SQLITE_COUNTED = _SQLITE_LOST_SET.format(**_COUNTED)
 
 # SQLite has no row locks: the statement runs in a write transaction that
 # holds the database lock from BEGIN (transaction_mode IMMEDIATE), so no
@@ -271,8 +274,16 @@ def hand_back(database: str, worker_id: str, job_ids=None, keep=(), available_at
         only += " AND " + _id_test(vendor, params, "keep_ids", keep, negate=True)
     sql = PG_HAND_BACK if vendor == "postgresql" else SQLITE_HAND_BACK
     with transaction.atomic(using=database), connection.cursor() as cursor:
-        cursor.execute(sql.format(only=only), params)
-        rows = cursor.fetchall()
+        if vendor == "mysql":
+            rows = rescue_mysql.update_returning(
+                cursor,
+                rescue_mysql.WORKER_ROWS.format(only=only),
+                rescue_mysql.HAND_BACK_SET,
+                params,
+            )
+        else:
+            cursor.execute(sql.format(only=only), params)
+            rows = cursor.fetchall()
         # A job whose cancel was requested ends CANCELLED: its workflow fails.
         _advance_workflows(database, rows)
     count = len(rows)
@@ -293,18 +304,29 @@ def _lost(database, name, params, now, job_ids=None):
     if "stale_before" in params:
         params["stale_before"] = _stamp(connection, params["stale_before"])
     sql = globals()[("PG_" if vendor == "postgresql" else "SQLITE_") + name]
+    only = ""
     if name.startswith("RELEASE_"):
-        only = ""
         if job_ids is not None:
             only = " AND " + _id_test(vendor, params, "only_ids", job_ids, negate=False)
         sql = sql.format(only=only)
     with transaction.atomic(using=database), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        if vendor == "mysql":
+            rows = rescue_mysql.update_returning(cursor, *_mysql_lost(name, only), params)
+        else:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
         # A step rescued to FAILED (or CANCELLED) fails the rest of its
         # workflow in this transaction, so none of its steps waits forever.
         _advance_workflows(database, rows)
         return rows
+
+
+def _mysql_lost(name, only):
+    """The rows and the SET of the lost-attempt statement ``name`` on MariaDB/MySQL."""
+    if name == "RESCUE_STALE":
+        return rescue_mysql.RESCUE_STALE_ROWS, rescue_mysql.lost_set(**_UNCOUNTED)
+    counted = _COUNTED if name == "RELEASE_COUNTED" else _UNCOUNTED
+    return rescue_mysql.WORKER_ROWS.format(only=only), rescue_mysql.lost_set(**counted)
 
 
 def _advance_workflows(database, rows):
@@ -323,8 +345,9 @@ def _uuid(value):
 
 
 def _stamp(connection, value):
-    # SQLite compares datetimes as text: adapt them the way Django stores them.
-    if connection.vendor == "sqlite":
+    # SQLite compares datetimes as text, MariaDB and MySQL store them
+    # without a time zone: adapt them the way Django stores them.
+    if connection.vendor in ("sqlite", "mysql"):
         return connection.ops.adapt_datetimefield_value(value)
     return value
 

@@ -10,20 +10,14 @@ from pathlib import Path
 
 from django.conf import settings
 
+from tests.acceptance.conftest import database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def database_env() -> dict:
     """Environment that points a child process at the test database."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        url = f"sqlite:///{db['NAME']}"
-    else:
-        user = db.get("USER") or "postgres"
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        host = db.get("HOST") or "127.0.0.1"
-        port = db.get("PORT") or 5432
-        url = f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+    url = database_url(settings.DATABASES["default"])
     return {
         **os.environ,
         "DATABASE_URL": url,

@@ -46,6 +46,9 @@ def database_url(settings_dict) -> str:
     password = settings_dict.get("PASSWORD")
     auth = f"{user}:{quote(password)}@" if password else f"{user}@"
     host = settings_dict.get("HOST") or "127.0.0.1"
+    if settings_dict["ENGINE"].endswith("mysql"):
+        port = settings_dict.get("PORT") or 3306
+        return f"mysql://{auth}{host}:{port}/{settings_dict['NAME']}"
     port = settings_dict.get("PORT") or 5432
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 

@@ -1,8 +1,10 @@
 """Rescue, hand-back, heartbeats and cancellation against the real database."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 import djtasks
@@ -303,3 +305,33 @@ def test_a_child_killed_for_a_job_past_its_timeout_counts_only_that_attempt():
     # The one that never started is handed back uncounted.
     assert rows[unstarted.pk].status == JobStatus.READY
     assert (rows[unstarted.pk].attempts, rows[unstarted.pk].errors) == (0, [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_worker_whose_heartbeat_holds_its_row_keeps_its_jobs():
+    """The rescue must not take a locked worker row for a missing one."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no row locks: its writers take turns")
+    start_worker("w-beating")
+    alive = run(tasks.noop, worker_id="w-beating")
+    heartbeat_started = threading.Event()
+    rescue_done = threading.Event()
+
+    def heartbeat_in_flight():
+        # The worker's heartbeat UPDATE, its transaction still open.
+        with transaction.atomic():
+            Worker.objects.filter(id="w-beating").update(last_heartbeat_at=timezone.now())
+            heartbeat_started.set()
+            rescue_done.wait(timeout=10)
+        connections.close_all()
+
+    thread = threading.Thread(target=heartbeat_in_flight)
+    thread.start()
+    heartbeat_started.wait(timeout=10)
+    try:
+        rescued = rescue.rescue_stale("default", stale_after=30, exclude="w-other")
+    finally:
+        rescue_done.set()
+        thread.join()
+    assert rescued == 0
+    assert Job.objects.get(pk=alive.pk).status == JobStatus.RUNNING
