@@ -88,6 +88,14 @@ class PartialUniqueConstraint(models.UniqueConstraint):
         additions.append(f"ADD UNIQUE INDEX {quote(self.name)} ({', '.join(columns)})")
         return f"ALTER TABLE {quote(model._meta.db_table)} {', '.join(additions)}"
 
+    def constraint_sql(self, model, schema_editor):
+        # A table made from the model (a squashed migration, tests without
+        # migrations): the columns and the index are added once it exists.
+        if has_partial_indexes(schema_editor.connection):
+            return super().constraint_sql(model, schema_editor)
+        schema_editor.deferred_sql.append(self.create_sql(model, schema_editor))
+        return None
+
     def remove_sql(self, model, schema_editor):
         if has_partial_indexes(schema_editor.connection):
             return super().remove_sql(model, schema_editor)

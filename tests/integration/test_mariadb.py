@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from djtasks.backend import _check_mysql_isolation
@@ -153,3 +154,38 @@ def test_a_connection_not_in_read_committed_is_an_error():
 class _FakeConnection:
     def __init__(self, level, set=True):  # noqa: A002
         self.settings_dict = {"OPTIONS": {"isolation_level": level} if set else {}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_table_made_from_the_model_gets_the_unique_construction_too():
+    """A squashed migration or a test run without migrations makes the table in one go."""
+    from django.db import models as django_models
+
+    from djtasks.schema import PartialUniqueConstraint
+
+    class Probe(django_models.Model):
+        key = django_models.CharField(max_length=20)
+        live = django_models.BooleanField(default=True)
+
+        class Meta:
+            app_label = "tests"
+            db_table = "djtasks_probe_unique"
+            constraints = [
+                PartialUniqueConstraint(
+                    fields=["key"], condition=Q(live=True), name="djtasks_probe_one_live_key"
+                )
+            ]
+
+        def __str__(self):
+            return self.key
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Probe)
+    try:
+        Probe.objects.create(key="a")
+        Probe.objects.create(key="a", live=False)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Probe.objects.create(key="a")
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Probe)
