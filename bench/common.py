@@ -170,7 +170,18 @@ def watch(adapter, expected, timeout):
                 "failed": adapter.failed(),
             }
         time.sleep(WATCH_INTERVAL)
-    return {"error": f"timeout after {timeout}s with {remaining} jobs left"}
+    if first is None:
+        return {"error": f"timeout after {timeout}s with {remaining} jobs left"}
+    # Not drained in time: the rate of the part that was, and how much was left.
+    now = time.time()
+    jobs = first[1] - remaining
+    return {
+        "jobs": jobs,
+        "seconds": now - first[0],
+        "rate": jobs / (now - first[0]),
+        "unfinished": remaining,
+        "failed": adapter.failed(),
+    }
 
 
 def read_probe_file(path):

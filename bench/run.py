@@ -454,6 +454,13 @@ class Bench:
                 raise RuntimeError(f"{answer['failed']} jobs failed: see {WORK / 'logs'}")
             if not alive:
                 raise RuntimeError("a worker process exited during the drain")
+            if answer.get("unfinished"):
+                # Recorded, with the reason the figure is of a partial drain.
+                self.errors.setdefault(system.key, []).append(
+                    f"{figure}: not drained within --timeout {self.options.timeout:.0f} s: "
+                    f"{answer['unfinished']:,} of {jobs:,} jobs left; the figure is the rate "
+                    f"of the {answer['jobs']:,} that finished in {answer['seconds']:.0f} s"
+                )
             self.add(system, figure, answer["rate"])
             self.add(system, f"{figure}_jobs", jobs)
             if rss:
