@@ -133,7 +133,11 @@ def render(data):
     lines += _targets(context, results)
     lines += _details(context, results)
     if data["errors"]:
-        lines += ["", "**Failed steps** (their figures are missing above):", ""]
+        lines += [
+            "",
+            "**Failed steps and partial figures** (a failed step's figures are missing above):",
+            "",
+        ]
         for key, messages in data["errors"].items():
             for message in messages:
                 first = message.strip().splitlines()[0][:300]
