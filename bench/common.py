@@ -14,6 +14,9 @@ import statistics
 import sys
 import time
 
+# The mixed load: sleeping jobs of these durations (ms), in turn.
+MIXED_MILLIS = (1, 10, 100)
+
 # How often ``watch`` counts the unfinished jobs while a worker drains.
 # Shorter measures more finely but loads the database the worker uses.
 WATCH_INTERVAL = 0.025
@@ -44,6 +47,16 @@ class Adapter:
         else:
             for _ in range(count):
                 self.enqueue_noop()
+
+    # bulk_sleep(millis): enqueue one job per item, each sleeping that many ms
+    # (time.sleep, or asyncio.sleep for an async-only system).
+    bulk_sleep = None
+
+    def fill_mixed(self, count):
+        """Enqueue ``count`` sleeping jobs, 1, 10 and 100 ms in turn."""
+        millis = [MIXED_MILLIS[index % len(MIXED_MILLIS)] for index in range(count)]
+        for start in range(0, count, 10_000):
+            self.bulk_sleep(millis[start : start + 10_000])
 
     def enqueue_probe(self, path, index):
         """Enqueue the latency probe task with these arguments."""
@@ -90,6 +103,12 @@ def main(adapter, argv=None):
     elif command == "fill":
         adapter.fill(int(args[0]))
         emit({"remaining": adapter.remaining()})
+    elif command == "fill-mixed":
+        if adapter.bulk_sleep is None:
+            emit({"error": "no sleeping task for the mixed load"})
+        else:
+            adapter.fill_mixed(int(args[0]))
+            emit({"remaining": adapter.remaining()})
     elif command == "remaining":
         emit({"remaining": adapter.remaining()})
     elif command == "wait-empty":
@@ -151,7 +170,18 @@ def watch(adapter, expected, timeout):
                 "failed": adapter.failed(),
             }
         time.sleep(WATCH_INTERVAL)
-    return {"error": f"timeout after {timeout}s with {remaining} jobs left"}
+    if first is None:
+        return {"error": f"timeout after {timeout}s with {remaining} jobs left"}
+    # Not drained in time: the rate of the part that was, and how much was left.
+    now = time.time()
+    jobs = first[1] - remaining
+    return {
+        "jobs": jobs,
+        "seconds": now - first[0],
+        "rate": jobs / (now - first[0]),
+        "unfinished": remaining,
+        "failed": adapter.failed(),
+    }
 
 
 def read_probe_file(path):

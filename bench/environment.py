@@ -22,6 +22,7 @@ WORK = Path(os.environ.get("BENCH_WORK_DIR") or BENCH / ".work")
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/djtasks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+DEFAULT_DRAMATIQ_REDIS_URL = "redis://127.0.0.1:6379/8"
 
 # The interpreter for every venv: the same Python for all systems, so the
 # figures compare systems and not interpreters.
@@ -34,6 +35,13 @@ VENV_PACKAGES = {
     "dtdb": ["django>=6.1,<6.2", "django-tasks-db", "psycopg[binary]", "django-environ"],
     "procrastinate": ["procrastinate", "psycopg[binary]"],
     "celery": ["celery[redis]"],
+    # asyncpg for the worker (its quick start's first driver), psycopg for
+    # the synchronous enqueue.
+    # typer 0.29 hands `pgq run` its --log-level as a str, and pgqueuer 1.6
+    # then fails at start-up (AttributeError: 'str' object has no attribute
+    # 'name'): 0.28 is the newest that starts.
+    "pgqueuer": ["pgqueuer", "asyncpg", "psycopg[binary]", "typer<0.29"],
+    "dramatiq": ["dramatiq[redis]"],
 }
 
 # The distributions whose versions the report names, per venv.
@@ -43,6 +51,8 @@ VERSIONED = {
     "dtdb": ["django-tasks-db", "django", "psycopg"],
     "procrastinate": ["procrastinate", "psycopg"],
     "celery": ["celery", "kombu", "redis"],
+    "pgqueuer": ["pgqueuer", "asyncpg", "psycopg"],
+    "dramatiq": ["dramatiq", "redis"],
 }
 
 

@@ -11,7 +11,9 @@ START = "<!-- bench:results:start (written by bench/run.py; edits here are lost)
 END = "<!-- bench:results:end -->"
 
 REFERENCE = "baseline-100"
-PEERS = ("dtdb", "procrastinate", "celery")
+PEERS = ("dtdb", "procrastinate", "celery", "dramatiq")  # and every pgqueuer-<batch>
+# The mixed load's sleeps (bench/common.py MIXED_MILLIS), for its bound.
+MIXED_MILLIS = (1, 10, 100)
 
 # figure key -> (label, unit, ratio reference figure or None, higher is better)
 FIGURES = {
@@ -26,11 +28,19 @@ FIGURES = {
     "bulk_seconds": ("bulk enqueue, time for the batch", "s", "bulk_seconds", False),
     "drain_1": ("drain, 1 worker process", "jobs/s", "drain_1", True),
     "drain_2": ("drain, 2 worker processes", "jobs/s", "drain_2", True),
+    "drain_scan": ("drain, 1 process, batch-size scan (1 run)", "jobs/s", "drain_1", True),
+    "drain_mixed": (
+        "mixed load (1/10/100 ms sleeps), 1 process, {threads} at once",
+        "jobs/s",
+        "drain_mixed",
+        True,
+    ),
     "latency_p50": ("enqueue-to-start latency p50", "ms", "latency_p50", False),
     "latency_p95": ("enqueue-to-start latency p95", "ms", "latency_p95", False),
     "latency_p99": ("enqueue-to-start latency p99", "ms", "latency_p99", False),
     "drain_1_rss": ("worker RSS after the drain, 1 process", "MB", None, False),
     "drain_2_rss": ("worker RSS after the drain, largest of 2", "MB", None, False),
+    "drain_mixed_rss": ("worker RSS after the mixed load", "MB", None, False),
     "drain_quiet_log": (
         "drain, 1 process, django.tasks logger at WARNING",
         "jobs/s",
@@ -75,6 +85,31 @@ def median(results, key, figure):
     return results.get(key, {}).get(figure, {}).get("median")
 
 
+def peers(results):
+    """The peers' keys: the fixed ones and each PgQueuer batch size measured."""
+    found = [key for key in PEERS if key in results]
+    found += [key for key in results if key.startswith("pgqueuer-")]
+    return found
+
+
+def pgqueuer_best(results, figure="drain_1"):
+    """(key, rate) of the PgQueuer configuration fastest at ``figure``."""
+    rates = {
+        key: rate
+        for key in results
+        if key.startswith("pgqueuer-") and (rate := median(results, key, figure))
+    }
+    if not rates:
+        return None, None
+    key = max(rates, key=rates.get)
+    return key, rates[key]
+
+
+def mixed_bound(threads):
+    """Jobs/s of ``threads`` jobs always running, nothing else costing time."""
+    return threads / (sum(MIXED_MILLIS) / len(MIXED_MILLIS) / 1000)
+
+
 def write(path: Path, data):
     block = render(data)
     if path.exists():
@@ -93,10 +128,16 @@ def render(data):
     lines = [START, ""]
     lines += _context(context)
     lines += _summary(context, results)
+    lines += _mixed(context, results)
+    lines += _targets_18(context, results)
     lines += _targets(context, results)
     lines += _details(context, results)
     if data["errors"]:
-        lines += ["", "**Failed steps** (their figures are missing above):", ""]
+        lines += [
+            "",
+            "**Failed steps and partial figures** (a failed step's figures are missing above):",
+            "",
+        ]
         for key, messages in data["errors"].items():
             for message in messages:
                 first = message.strip().splitlines()[0][:300]
@@ -121,7 +162,9 @@ def _context(context):
         f"- Other load: the cores were {context['busy_before']}% busy in the 2 s before the "
         f"run; load average {load_before} at the start, {load_after} at the end.",
         f"- Each figure: {options['runs']} runs (min / median / max). Drains: "
-        f"{options['jobs']:,} no-op jobs enqueued first. Enqueue: {options['enqueue_jobs']:,} "
+        f"{options['jobs']:,} no-op jobs enqueued first ({options.get('slow_jobs', 0):,} for "
+        "the systems marked *slow* in the table, which drain under ~3,000/s). "
+        f"Enqueue: {options['enqueue_jobs']:,} "
         f"one by one, {options['bulk_jobs']:,} in one bulk call. Latency: "
         f"{options['latency_jobs']} probes {options['latency_interval'] * 1000:.0f} ms apart "
         "into an idle worker.",
@@ -146,25 +189,151 @@ def _context(context):
 
 def _summary(context, results):
     lines = [
-        "| system (how it was run) | enqueue 1-by-1 /s | bulk /s | drain, 1 proc /s "
-        "| drain, 2 procs /s | latency p50 / p95 / p99 ms | worker RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| system (how it was run) | jobs per drain | enqueue 1-by-1 /s | bulk /s "
+        "| drain, 1 proc /s | drain, 2 procs /s | latency p50 / p95 / p99 ms | worker RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    reference = results.get(REFERENCE, {})
     for key, label in context["systems"].items():
         figures = results.get(key)
-        if not figures or key.endswith("_sqlite"):
+        if not figures or key.endswith("_sqlite") or "drain_1" not in figures:
             continue
 
         def m(figure, unit="jobs/s", figures=figures):
-            return fmt(figures.get(figure, {}).get("median"), unit)
+            value = figures.get(figure, {}).get("median")
+            if value is None:
+                return "–"
+            ref = reference.get(figure, {}).get("median")
+            shown = fmt(value, unit)
+            return f"{shown} ({ratio(value, ref)})" if ref else shown
 
         latency = " / ".join(m(f"latency_{p}", "ms") for p in ("p50", "p95", "p99"))
-        rss = m("drain_1_rss", "MB")
+        rss = fmt(figures.get("drain_1_rss", {}).get("median"), "MB")
+        jobs = figures.get("drain_1_jobs", {}).get("median")
+        jobs = f"{jobs:,.0f}" + (" (slow)" if jobs < context["options"]["jobs"] else "")
         lines.append(
-            f"| {label} | {m('enqueue_one')} | {m('enqueue_bulk')} | {m('drain_1')} "
+            f"| {label} | {jobs} | {m('enqueue_one')} | {m('enqueue_bulk')} | {m('drain_1')} "
             f"| {m('drain_2')} | {latency} | {rss} |"
         )
-    return ["Medians:", "", *lines, ""]
+    return [
+        "Medians, each with its ratio to the plain-psycopg baseline claiming 100 per "
+        "statement in the same run (the baseline-100 row is 1.00×; above 1× is faster for "
+        "rates, slower for latencies):",
+        "",
+        *lines,
+        "",
+    ]
+
+
+def _mixed(context, results):
+    options = context["options"]
+    threads = options.get("threads")
+    rows = []
+    reference = median(results, REFERENCE, "drain_mixed")
+    bound = mixed_bound(threads) if threads else None
+    for key, label in context["systems"].items():
+        rate = median(results, key, "drain_mixed")
+        if rate is None:
+            continue
+        rows.append(
+            f"| {label} | {fmt(rate, 'jobs/s')} | {ratio(rate, reference)} | {ratio(rate, bound)} |"
+        )
+    if not rows:
+        return []
+    return [
+        f"Mixed load: {options.get('mixed_jobs', 0):,} jobs sleeping 1, 10 and 100 ms in turn, "
+        f"one worker process running {threads} at a time (`--threads {threads}`, "
+        f"`-c {threads}` threads pool, `--concurrency={threads}`, a concurrency_limit of "
+        f"{threads} on the PgQueuer entrypoint; the baseline runs each claimed batch of 100 on "
+        f"{threads} threads). The bound is {threads} jobs always running: "
+        f"{fmt(bound, 'jobs/s')} jobs/s. Medians:",
+        "",
+        "| system | jobs/s | × baseline-100 | × the bound |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _targets_18(context, results):
+    """The benchmark targets of issue 18, as ratios within this run."""
+    if "djtasks" not in results or REFERENCE not in results:
+        return []
+    rows = []
+
+    def get(figure, key="djtasks"):
+        return median(results, key, figure)
+
+    def row(target, own, reference, bound, higher=True):
+        if own is None or reference is None:
+            return
+        number = own / reference
+        met = number >= bound if higher else number <= bound
+        rows.append(f"| {target} | {number:.2f}× | {'yes' if met else '**no**'} |")
+
+    row(
+        "drain, one `runworker` ≥ 0.6× baseline-100", get("drain_1"), get("drain_1", REFERENCE), 0.6
+    )
+    best_key, best_rate = pgqueuer_best(results)
+    if best_key:
+        row(
+            f"drain, one `runworker` ≥ 1.5× PgQueuer's best ({best_key}, 1 process)",
+            get("drain_1"),
+            best_rate,
+            1.5,
+        )
+    row(
+        "drain, two processes ≥ 0.6× baseline-100's two",
+        get("drain_2"),
+        get("drain_2", REFERENCE),
+        0.6,
+    )
+    row(
+        f"drain with {context['options']['history_rows']:,} finished rows ≥ 0.95× the empty table",
+        get("drain_history"),
+        get("drain_1"),
+        0.95,
+    )
+    row(
+        "enqueue one by one ≥ 0.75× the baseline's INSERT",
+        get("enqueue_one"),
+        get("enqueue_one", REFERENCE),
+        0.75,
+    )
+    row(
+        "bulk enqueue ≥ 0.5× the baseline's COPY",
+        get("enqueue_bulk"),
+        get("enqueue_bulk", REFERENCE),
+        0.5,
+    )
+    row(
+        "enqueue-to-start p50 ≤ 1.25× a bare NOTIFY's",
+        get("latency_p50"),
+        get("latency_p50", REFERENCE),
+        1.25,
+        higher=False,
+    )
+    row(
+        "enqueue-to-start p99 ≤ 2× a bare NOTIFY's",
+        get("latency_p99"),
+        get("latency_p99", REFERENCE),
+        2.0,
+        higher=False,
+    )
+    rss = [value for figure in ("drain_1_rss", "drain_2_rss") if (value := get(figure))]
+    if rss:
+        rows.append(
+            f"| worker RSS ≤ 60 MB per process | {max(rss):.0f} MB "
+            f"| {'yes' if max(rss) <= 60 else '**no**'} |"
+        )
+    return [
+        "djtasks against the benchmark targets of issue 18 (ratios of medians of this run):",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _targets(context, results):
@@ -178,6 +347,7 @@ def _targets(context, results):
         return median(results, key, figure)
 
     rows = []
+    peers_of = peers(results)
 
     def row(target, measured, met):
         verdict = "–" if met is None else ("yes" if met else "**no**")
@@ -191,9 +361,9 @@ def _targets(context, results):
     )
     for figure, processes in (("drain_1", "1 process"), ("drain_2", "2 processes")):
         own_drain = get(figure)
-        peers = [value for key in PEERS if (value := get(figure, key)) is not None]
-        if own_drain and peers:
-            fastest = max(peers)
+        rates = [value for key in peers_of if (value := get(figure, key)) is not None]
+        if own_drain and rates:
+            fastest = max(rates)
             row(
                 f"drain ≥ 2× the fastest peer, {processes} each",
                 f"{own_drain / fastest:.1f}× (fastest peer: {fmt(fastest, 'jobs/s')})",
@@ -234,6 +404,7 @@ def _targets(context, results):
 
 def _details(context, results):
     history = context["options"]["history_rows"]
+    threads = context["options"].get("threads")
     reference = results.get(REFERENCE, {})
     lines = [
         "Every figure. *× baseline* is the median over the median of the plain-psycopg "
@@ -252,7 +423,7 @@ def _details(context, results):
             values = figures[figure]
             ref_value = reference.get(ref, {}).get("median") if ref else None
             lines.append(
-                f"| {label} | {name.format(history=f'{history:,}')} | "
+                f"| {label} | {name.format(history=f'{history:,}', threads=threads)} | "
                 f"{fmt(values['min'], unit)} | {fmt(values['median'], unit)} | "
                 f"{fmt(values['max'], unit)} | {unit} | {ratio(values['median'], ref_value)} |"
             )

@@ -8,7 +8,8 @@
 DATABASE_URL names the PostgreSQL server and the base name of the databases
 this creates and drops (default postgres://postgres@127.0.0.1:5432/djtasks_bench
 gives djtasks_bench_djtasks, djtasks_bench_dtdb, ...). Celery uses REDIS_URL
-(default redis://127.0.0.1:6379/7; only that database number is flushed); a
+(default redis://127.0.0.1:6379/7), Dramatiq DRAMATIQ_REDIS_URL (default
+redis://127.0.0.1:6379/8); only those database numbers are flushed. A
 redis-server is started if none answers and one is installed.
 
 Each system runs in its own virtualenv under bench/.venvs/ (made on first
@@ -21,6 +22,7 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import signal
 import statistics
 import subprocess
@@ -39,6 +41,12 @@ SYSTEMS = BENCH / "systems"
 
 class System:
     """One system under test: where its driver is and how its workers start."""
+
+    # Slow systems drain --slow-jobs instead of --jobs (a drain of 100,000
+    # jobs at a few hundred per second would take many minutes).
+    slow = False
+    # Measured by the pgqueuer batch-size scan, not by Bench.measure's drains.
+    scan_only = False
 
     def __init__(self, key, label, venv, directory, extra_env=None):
         self.key = key
@@ -89,6 +97,10 @@ class System:
         """The command lines that give ``processes`` worker processes."""
         raise NotImplementedError
 
+    def mixed_commands(self, threads):
+        """One worker process running ``threads`` jobs at a time (None: not measured)."""
+        return None
+
 
 class Baseline(System):
     def __init__(self, batch, venv):
@@ -99,10 +111,17 @@ class Baseline(System):
             "baseline",
         )
         self.batch = batch
+        self.slow = batch == 1
 
     def worker_commands(self, processes):
         command = [self.python, str(self.directory / "driver.py"), "worker", str(self.batch)]
         return [command] * processes
+
+    def mixed_commands(self, threads):
+        if self.batch == 1:
+            return None
+        command = [self.python, str(self.directory / "driver.py"), "worker", str(self.batch)]
+        return [[*command, str(threads)]]
 
 
 class Djtasks(System):
@@ -117,6 +136,12 @@ class Djtasks(System):
             # is one child per CPU, so it is always given).
             return [[*command, "--processes", str(processes)]]
         return [command] * processes
+
+    def mixed_commands(self, threads):
+        command = [self.python, "manage.py", "runworker", "--threads", str(threads)]
+        if self.has_processes_option():
+            command += ["--processes", "1"]
+        return [command]
 
     def has_processes_option(self):
         if self._has_processes is None:
@@ -133,6 +158,8 @@ class Djtasks(System):
 
 
 class Dtdb(System):
+    slow = True
+
     def __init__(self, venv):
         super().__init__(
             "dtdb", "django-tasks-db, `manage.py db_worker`, persistent connections", venv, "dtdb"
@@ -143,6 +170,8 @@ class Dtdb(System):
 
 
 class Procrastinate(System):
+    slow = True
+
     def __init__(self, venv):
         super().__init__(
             "procrastinate", "procrastinate, `procrastinate worker`", venv, "procrastinate"
@@ -152,8 +181,26 @@ class Procrastinate(System):
         program = str(Path(self.python).parent / "procrastinate")
         return [[program, "--app=bench_procrastinate.app", "worker"]] * processes
 
+    def mixed_commands(self, threads):
+        program = str(Path(self.python).parent / "procrastinate")
+        return [[program, "--app=bench_procrastinate.app", "worker", f"--concurrency={threads}"]]
 
-class CeleryRedis(System):
+
+class RedisSystem(System):
+    """A system whose broker is Redis: its url is a Redis URL."""
+
+    slow = True
+
+    def redis_url(self):
+        return os.environ.get("REDIS_URL") or env.DEFAULT_REDIS_URL
+
+    def environ(self, **more):
+        environ = super().environ(**more)
+        environ["REDIS_URL"] = self.url
+        return environ
+
+
+class CeleryRedis(RedisSystem):
     def __init__(self, venv):
         super().__init__(
             "celery",
@@ -162,16 +209,63 @@ class CeleryRedis(System):
             "celery",
         )
 
-    def environ(self, **more):
-        environ = super().environ(**more)
-        environ["REDIS_URL"] = self.url
-        return environ
-
     def worker_commands(self, processes):
         program = str(Path(self.python).parent / "celery")
         return [
             [program, "-A", "bench_celery", "worker", "--pool", "prefork", "-c", str(processes)]
         ]
+
+    def mixed_commands(self, threads):
+        program = str(Path(self.python).parent / "celery")
+        return [[program, "-A", "bench_celery", "worker", "--pool", "threads", "-c", str(threads)]]
+
+
+class DramatiqRedis(RedisSystem):
+    def __init__(self, venv):
+        super().__init__(
+            "dramatiq",
+            "Dramatiq, Redis broker, `dramatiq --processes N` (8 threads each, its default)",
+            venv,
+            "dramatiq",
+        )
+
+    def redis_url(self):
+        return os.environ.get("DRAMATIQ_REDIS_URL") or env.DEFAULT_DRAMATIQ_REDIS_URL
+
+    def worker_commands(self, processes):
+        program = str(Path(self.python).parent / "dramatiq")
+        return [[program, "bench_dramatiq", "--processes", str(processes)]]
+
+    def mixed_commands(self, threads):
+        program = str(Path(self.python).parent / "dramatiq")
+        return [[program, "bench_dramatiq", "--processes", "1", "--threads", str(threads)]]
+
+
+class PgQueuer(System):
+    """PgQueuer's own worker loop, ``pgq run``, at one ``--batch-size``."""
+
+    DEFAULT_BATCH = 10  # pgq run's default --batch-size
+
+    def __init__(self, batch, venv):
+        default = " (its default)" if batch == self.DEFAULT_BATCH else ""
+        super().__init__(
+            f"pgqueuer-{batch}",
+            f"PgQueuer, asyncpg, `pgq run --batch-size {batch}`{default}",
+            venv,
+            "pgqueuer",
+        )
+        self.batch = batch
+
+    def command(self):
+        program = str(Path(self.python).parent / "pgq")
+        return [program, "run", "bench_pgqueuer:main", "--batch-size", str(self.batch)]
+
+    def worker_commands(self, processes):
+        return [self.command()] * processes
+
+    def mixed_commands(self, threads):
+        # BENCH_THREADS: the sleeping entrypoint's concurrency_limit.
+        return [["env", f"BENCH_THREADS={threads}", *self.command()]]
 
 
 def _die_with_parent():
@@ -193,12 +287,14 @@ def _die_with_parent():
 class Workers:
     """Worker processes of one system, each in its own process group."""
 
-    def __init__(self, system, processes, **more_env):
+    def __init__(self, system, processes, commands=None, **more_env):
         self.system = system
         self.processes = []
         logs = WORK / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for index, command in enumerate(system.worker_commands(processes)):
+        if commands is None:
+            commands = system.worker_commands(processes)
+        for index, command in enumerate(commands):
             output = open(logs / f"{system.key}-worker-{index}.log", "ab")  # noqa: SIM115
             self.processes.append(
                 subprocess.Popen(
@@ -300,13 +396,27 @@ class Bench:
                 self.add(system, "bulk_seconds", answer["seconds"])
             log(f"{system.key}: enqueue run {run + 1} done")
 
-    def drain(self, system, processes, figure, reset=True, **worker_env):
+    def jobs_for(self, system):
+        return self.options.slow_jobs if system.slow else self.options.jobs
+
+    def drain(
+        self,
+        system,
+        processes,
+        figure,
+        reset=True,
+        jobs=None,
+        fill="fill",
+        commands=None,
+        runs=None,
+        **worker_env,
+    ):
         """Fill the queue, start the workers, time the drain; once per run."""
-        jobs = self.options.jobs
-        for run in range(self.options.runs):
+        jobs = jobs or self.jobs_for(system)
+        for run in range(runs or self.options.runs):
             if reset:
                 system.driver("reset")
-            system.driver("fill", jobs)
+            system.driver(fill, jobs, timeout=1800)
             watch = subprocess.Popen(
                 [
                     system.python,
@@ -325,7 +435,12 @@ class Bench:
                 ready = watch.stdout.readline().strip()
                 if ready != "ready":
                     raise RuntimeError(f"watch did not start: {ready} {watch.stderr.read()}")
-                with Workers(system, processes, **worker_env) as workers:
+                with Workers(system, processes, commands, **worker_env) as workers:
+                    # A worker that dies at start-up must not leave the
+                    # watcher waiting for its whole timeout.
+                    while not select.select([watch.stdout], [], [], 1.0)[0]:
+                        if not workers.alive():
+                            raise RuntimeError(f"a worker process exited: see {WORK / 'logs'}")
                     answer = json.loads(watch.stdout.readline() or "{}")
                     rss = workers.rss_mb()
                     alive = workers.alive()
@@ -339,7 +454,15 @@ class Bench:
                 raise RuntimeError(f"{answer['failed']} jobs failed: see {WORK / 'logs'}")
             if not alive:
                 raise RuntimeError("a worker process exited during the drain")
+            if answer.get("unfinished"):
+                # Recorded, with the reason the figure is of a partial drain.
+                self.errors.setdefault(system.key, []).append(
+                    f"{figure}: not drained within --timeout {self.options.timeout:.0f} s: "
+                    f"{answer['unfinished']:,} of {jobs:,} jobs left; the figure is the rate "
+                    f"of the {answer['jobs']:,} that finished in {answer['seconds']:.0f} s"
+                )
             self.add(system, figure, answer["rate"])
+            self.add(system, f"{figure}_jobs", jobs)
             if rss:
                 self.add(system, f"{figure}_rss", max(rss))
             log(
@@ -367,6 +490,23 @@ class Bench:
                     f"p99 {answer['p99']:.1f} ms"
                 )
 
+    def mixed(self, system):
+        """The mixed load: 1, 10 and 100 ms sleeps, one process, --threads jobs at once."""
+        commands = system.mixed_commands(self.options.threads)
+        if commands is None:
+            return
+        self.guarded(
+            system,
+            "mixed load",
+            self.drain,
+            system,
+            1,
+            "drain_mixed",
+            jobs=self.options.mixed_jobs,
+            fill="fill-mixed",
+            commands=commands,
+        )
+
     def measure(self, system):
         log(f"== {system.label}")
         self.guarded(system, "setup", system.driver, "setup")
@@ -376,6 +516,35 @@ class Bench:
         self.guarded(system, "drain, 1 process", self.drain, system, 1, "drain_1")
         self.guarded(system, "drain, 2 processes", self.drain, system, 2, "drain_2")
         self.guarded(system, "latency", self.latency, system)
+        self.mixed(system)
+
+    def pgqueuer_scan(self, default, candidates):
+        """Drain once per batch size; measure the fastest like the default.
+
+        Returns the system measured as PgQueuer's best (None: the default).
+        """
+        rates = {default.batch: median_of(self.results, default.key, "drain_1")}
+        systems = {}
+        for batch in candidates:
+            if batch == default.batch:
+                continue
+            system = PgQueuer(batch, default.venv)
+            system.python, system.url = default.python, default.url
+            systems[batch] = system
+            self.guarded(system, "batch-size scan", self.drain, system, 1, "drain_scan", runs=1)
+            rates[batch] = median_of(self.results, system.key, "drain_scan")
+        measured = {batch: rate for batch, rate in rates.items() if rate}
+        if not measured:
+            return None
+        best = max(measured, key=measured.get)
+        log(f"pgqueuer: batch-size scan {measured}; best {best}")
+        if best == default.batch:
+            return None
+        system = systems[best]
+        system.label += ", the fastest of the scan"
+        self.guarded(system, "drain, 1 process", self.drain, system, 1, "drain_1")
+        self.guarded(system, "drain, 2 processes", self.drain, system, 2, "drain_2")
+        return system
 
     def enqueue_prepared(self, system):
         """One-by-one enqueue with psycopg preparing the INSERT (opt-in)."""
@@ -420,6 +589,11 @@ class Bench:
             )
 
 
+def median_of(results, key, figure):
+    values = results.get(key, {}).get(figure)
+    return statistics.median(values) if values else None
+
+
 def summarize(values):
     return {
         "min": min(values),
@@ -441,11 +615,28 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--systems",
-        default="baseline,djtasks,dtdb,procrastinate,celery",
+        default="baseline,djtasks,pgqueuer,dramatiq,dtdb,procrastinate,celery",
         help="comma-separated subset (default: all)",
     )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3; smoke 1)")
-    parser.add_argument("--jobs", type=int, help="jobs per drain (default 10000)")
+    parser.add_argument("--jobs", type=int, help="jobs per drain (default 100000)")
+    parser.add_argument(
+        "--slow-jobs",
+        type=int,
+        help="jobs per drain of the systems under ~2,000 jobs/s: baseline-1, "
+        "Dramatiq, Celery, procrastinate, django-tasks-db (default 10000)",
+    )
+    parser.add_argument(
+        "--mixed-jobs", type=int, help="sleeping jobs (1/10/100 ms) of the mixed load (2400)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=8, help="jobs at once in the mixed load (default 8)"
+    )
+    parser.add_argument(
+        "--pgqueuer-batches",
+        default="10,25,50,100,250",
+        help="pgq run --batch-size values to scan for PgQueuer's best (default 10,25,50,100,250)",
+    )
     parser.add_argument("--enqueue-jobs", type=int, help="one-by-one enqueues per run (2000)")
     parser.add_argument("--bulk-jobs", type=int, help="jobs per bulk enqueue (10000)")
     parser.add_argument("--latency-jobs", type=int, help="probes per latency run (200)")
@@ -472,7 +663,9 @@ def parse_args(argv):
     smoke = options.smoke
     defaults = {
         "runs": (1, 3),
-        "jobs": (200, 10_000),
+        "jobs": (200, 100_000),
+        "slow_jobs": (200, 10_000),
+        "mixed_jobs": (30, 2_400),
         "enqueue_jobs": (50, 2_000),
         "bulk_jobs": (200, 10_000),
         "latency_jobs": (10, 200),
@@ -488,6 +681,7 @@ def parse_args(argv):
         options.systems = "djtasks"
         options.latency_interval = min(options.latency_interval, 0.02)
     options.systems = [name.strip() for name in options.systems.split(",") if name.strip()]
+    options.pgqueuer_batches = [int(value) for value in options.pgqueuer_batches.split(",")]
     return options
 
 
@@ -505,6 +699,10 @@ def build_systems(options, base_url):
             systems += [Baseline(1, "djtasks"), Baseline(100, "djtasks")]
         if "djtasks" in wanted:
             systems.append(Djtasks("djtasks"))
+        if "pgqueuer" in wanted:
+            systems.append(PgQueuer(PgQueuer.DEFAULT_BATCH, "pgqueuer"))
+        if "dramatiq" in wanted:
+            systems.append(DramatiqRedis("dramatiq"))
         if "dtdb" in wanted:
             systems.append(Dtdb("dtdb"))
         if "procrastinate" in wanted:
@@ -516,21 +714,17 @@ def build_systems(options, base_url):
                 djtasks_python if system.venv == "djtasks" else env.ensure_venv(system.venv)
             )
     for system in systems:
-        if isinstance(system, CeleryRedis):
-            system.url = redis_url()
+        if isinstance(system, RedisSystem):
+            system.url = system.redis_url()
         elif base_url.startswith("sqlite"):
             system.url = base_url
         else:
-            suffix = "baseline" if isinstance(system, Baseline) else system.key
+            suffix = "baseline" if isinstance(system, Baseline) else system.venv or system.key
             # Smoke runs may overlap (test suites of several checkouts): give
             # each its own databases.
             prefix = f"smoke{os.getpid()}_" if options.smoke else ""
             system.url = env.database_url(base_url, prefix + suffix)
     return systems
-
-
-def redis_url():
-    return os.environ.get("REDIS_URL") or env.DEFAULT_REDIS_URL
 
 
 def sqlite_variant(djtasks, options):
@@ -569,23 +763,27 @@ def main(argv=None):
     }
     systems = build_systems(options, base_url)
     redis_process = None
-    if any(isinstance(system, CeleryRedis) for system in systems):
-        usable, redis_process = env.ensure_redis(redis_url())
+    redis = [system for system in systems if isinstance(system, RedisSystem)]
+    if redis:
+        usable, redis_process = env.ensure_redis(redis[0].url)
         if not usable:
-            log("no Redis and no redis-server: Celery is left out")
-            systems = [system for system in systems if not isinstance(system, CeleryRedis)]
+            log("no Redis and no redis-server: Celery and Dramatiq are left out")
+            systems = [system for system in systems if not isinstance(system, RedisSystem)]
+            redis = []
+    # The djtasks venv (made in every full run) has psycopg for pg_admin.
     pg_python = next(
-        (system.python for system in systems if system.venv in (None, "djtasks")), None
+        (system.python for system in systems if system.venv in (None, "djtasks")),
+        env.venv_python("djtasks"),
     )
     postgres = [system for system in systems if system.url.startswith("postgres")]
     bench = Bench(options)
     try:
-        for system in postgres:
-            env.pg_admin(pg_python, "create", system.url)
+        for url in dict.fromkeys(system.url for system in postgres):
+            env.pg_admin(pg_python, "create", url)
         if postgres:
             context["postgresql"] = env.pg_admin(pg_python, "version", postgres[0].url)
-        if any(isinstance(system, CeleryRedis) for system in systems):
-            context["redis"] = env.redis_version(redis_url())
+        if redis:
+            context["redis"] = env.redis_version(redis[0].url)
         context["versions"] = {}
         for system in systems:
             name = "baseline" if isinstance(system, Baseline) else system.venv or "djtasks"
@@ -593,6 +791,10 @@ def main(argv=None):
                 context["versions"][name] = env.versions(system.python, env.VERSIONED[name])
         for system in systems:
             bench.measure(system)
+            if isinstance(system, PgQueuer):
+                # The scan's systems report under their own keys (bench.labels).
+                bench.pgqueuer_scan(system, options.pgqueuer_batches)
+                continue
             if isinstance(system, Djtasks):
                 sqlite = None if options.no_sqlite else sqlite_variant(system, options)
                 if sqlite is not None and system.url.startswith("sqlite"):
@@ -600,19 +802,20 @@ def main(argv=None):
                 bench.djtasks_extras(system, sqlite)
     finally:
         if not options.keep_databases:
-            for system in postgres:
+            for url in dict.fromkeys(system.url for system in postgres):
                 try:
-                    env.pg_admin(pg_python, "drop", system.url)
+                    env.pg_admin(pg_python, "drop", url)
                 except subprocess.CalledProcessError as error:
-                    log(f"could not drop {system.url}: {error.stderr}")
+                    log(f"could not drop {url}: {error.stderr}")
         if redis_process is not None:
             redis_process.terminate()
             redis_process.wait()
     context["load_after"] = os.getloadavg()
     context["seconds"] = time.time() - started
     context["systems"] = {**bench.labels, **{s.key: s.label for s in systems}}
-    context["djtasks_processes_option"] = any(
-        isinstance(system, Djtasks) and system._has_processes for system in systems
+    djtasks = [system for system in systems if isinstance(system, Djtasks)]
+    context["djtasks_processes_option"] = (
+        any(system._has_processes for system in djtasks) if djtasks else None
     )
     summary = {
         key: {figure: summarize(values) for figure, values in figures.items()}

@@ -8,12 +8,15 @@ the database and the driver cost, and nothing else. Every other system's
 figure is given as a ratio to this one, measured in the same run.
 
     driver.py COMMAND ...        the bench/common.py commands
-    driver.py worker BATCH       a worker claiming BATCH jobs per statement
+    driver.py worker BATCH [THREADS]
+                                 a worker claiming BATCH jobs per statement,
+                                 running them on THREADS threads (default 1)
 """
 
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -87,6 +90,15 @@ class BaselineAdapter(Adapter):
             for _ in range(count):
                 copy.write_row(("[]",))
 
+    def bulk_sleep(self, millis):
+        with (
+            self.connection.transaction(),
+            self.connection.cursor() as cursor,
+            cursor.copy("COPY bench_job (args) FROM STDIN") as copy,
+        ):
+            for ms in millis:
+                copy.write_row((f'{{"sleep_ms": {ms}}}',))
+
     def enqueue_probe(self, path, index):
         self.connection.execute("INSERT INTO bench_job (args) VALUES (%s)", [Jsonb([path, index])])
 
@@ -97,19 +109,26 @@ class BaselineAdapter(Adapter):
 
     def extra(self, command, args):
         if command == "worker":
-            work(int(args[0]))
+            work(int(args[0]), int(args[1]) if len(args) > 1 else 1)
         else:
             super().extra(command, args)
 
 
 def run_job(args):
-    if args:  # the latency probe
+    if isinstance(args, dict):  # the mixed load
+        time.sleep(args["sleep_ms"] / 1000)
+    elif args:  # the latency probe
         started = time.time()
         record_start(args[0], args[1], started)
 
 
-def work(batch):
-    """Claim ``batch`` jobs per statement, run them, mark them done; forever."""
+def work(batch, threads=1):
+    """Claim ``batch`` jobs per statement, run them, mark them done; forever.
+
+    With ``threads`` > 1 a batch's jobs run on that many threads, and the
+    next claim waits for the whole batch.
+    """
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
     connection = connect(autocommit=False)
     listener = connect()
     listener.execute(f"LISTEN {CHANNEL}")
@@ -119,8 +138,11 @@ def work(batch):
         if not jobs:
             _wait_for_notify(listener)
             continue
-        for _id, args in jobs:
-            run_job(args)
+        if pool is None:
+            for _id, args in jobs:
+                run_job(args)
+        else:
+            list(pool.map(run_job, [args for _id, args in jobs]))
         with connection.transaction():
             connection.execute(FINISH, [[job_id for job_id, _ in jobs]])
 

@@ -23,3 +23,8 @@ def noop():
 def probe(path, index):
     started = time.time()
     record_start(path, index, started)
+
+
+@app.task
+def sleep(millis):
+    time.sleep(millis / 1000)

@@ -6,7 +6,7 @@ import sys
 from celery import group
 
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
-from bench_celery import app, noop, probe  # noqa: E402
+from bench_celery import app, noop, probe, sleep  # noqa: E402
 from common import Adapter, main  # noqa: E402
 
 # Where kombu's Redis transport keeps messages: the queue (a list) and, once
@@ -28,6 +28,9 @@ class CeleryAdapter(Adapter):
 
     def bulk_noop(self, count):
         group(noop.s() for _ in range(count)).apply_async()
+
+    def bulk_sleep(self, millis):
+        group(sleep.s(ms) for ms in millis).apply_async()
 
     def enqueue_probe(self, path, index):
         probe.delay(path, index)

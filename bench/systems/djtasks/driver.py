@@ -9,7 +9,7 @@ sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_djtasks.settings")
 django.setup()
 
-from bench_djtasks.tasks import noop, probe  # noqa: E402
+from bench_djtasks.tasks import noop, probe, sleep  # noqa: E402
 from common import Adapter, emit, main  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -52,6 +52,9 @@ class DjtasksAdapter(Adapter):
 
     def bulk_noop(self, count):
         djtasks.bulk_enqueue(noop, [((), {})] * count)
+
+    def bulk_sleep(self, millis):
+        djtasks.bulk_enqueue(sleep, [((ms,), {}) for ms in millis])
 
     def enqueue_probe(self, path, index):
         probe.enqueue(path, index)

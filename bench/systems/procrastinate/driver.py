@@ -7,7 +7,7 @@ import sys
 import psycopg
 
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
-from bench_procrastinate import app, noop, probe  # noqa: E402
+from bench_procrastinate import app, noop, probe, sleep  # noqa: E402
 from common import Adapter, main  # noqa: E402
 
 
@@ -29,6 +29,9 @@ class ProcrastinateAdapter(Adapter):
 
     def bulk_noop(self, count):
         noop.batch_defer(*([{}] * count))
+
+    def bulk_sleep(self, millis):
+        sleep.batch_defer(*({"millis": ms} for ms in millis))
 
     def enqueue_probe(self, path, index):
         probe.defer(path=path, index=index)

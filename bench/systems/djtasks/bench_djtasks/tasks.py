@@ -1,4 +1,4 @@
-"""The benchmark's tasks: a no-op, and a probe that notes when it started."""
+"""The benchmark's tasks: a no-op, a probe that notes when it started, a sleep."""
 
 import time
 
@@ -16,3 +16,8 @@ def noop():
 def probe(path, index):
     started = time.time()
     record_start(path, index, started)
+
+
+@task
+def sleep(millis):
+    time.sleep(millis / 1000)
