@@ -361,6 +361,8 @@ def _lock_rate_rows(database, keys) -> dict:
     if not keys:
         return {}
     rows = Limit.objects.using(database)
+    if connections[database].vendor == "mysql":
+        return _lock_rate_rows_mysql(rows, keys)
     # Created first, in key order (an INSERT of a new key waits for a
     # concurrent one of the same key, so the order matters here too).
     rows.bulk_create([Limit(key=key) for key in keys], ignore_conflicts=True)
@@ -368,6 +370,25 @@ def _lock_rate_rows(database, keys) -> dict:
     # sorted result yields them), so claimers never deadlock.
     locked = rows.filter(key__in=keys).order_by("key").select_for_update()
     return {row.key: row for row in locked}
+
+
+def _lock_rate_rows_mysql(rows, keys) -> dict:
+    """_lock_rate_rows on MariaDB/MySQL: the existing rows locked first.
+
+    There an INSERT IGNORE that meets an existing key takes a shared lock on
+    it; two claimers holding that lock then both wait to make it exclusive
+    (FOR UPDATE), a deadlock InnoDB resolves by failing one claim. So only
+    the missing keys are inserted, which happens once per key: two claimers
+    meeting a new key at the same moment can still deadlock there, and the
+    failed claim is simply made again by its worker.
+    """
+    locked = {row.key: row for row in rows.filter(key__in=keys).order_by("key").select_for_update()}
+    missing = [key for key in keys if key not in locked]
+    if missing:
+        rows.bulk_create([Limit(key=key) for key in missing], ignore_conflicts=True)
+        created = rows.filter(key__in=missing).order_by("key").select_for_update()
+        locked.update({row.key: row for row in created})
+    return locked
 
 
 def _lock_concurrency_keys(database, keys) -> None:
