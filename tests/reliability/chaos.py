@@ -217,6 +217,16 @@ def run(
         wait_until(lambda: unfinished() == 0, settle_timeout, "every job to finish", workers)
         settle_seconds = time.monotonic() - settling
         survivors = workers.alive()
+        # A runworker restarted near the end may still be importing Django
+        # when the last job finishes; a SIGTERM then meets Python's default
+        # handler (exit -15). Its supervisor handles signals from before it
+        # starts its first child, so wait for the children.
+        wait_until(
+            lambda: all(procs.children(worker.process.pid) for worker in survivors),
+            60,
+            "every runworker to start its processes",
+            workers,
+        )
         for worker in survivors:
             worker.signal(signal.SIGTERM)
         exit_codes = [worker.wait(30) for worker in survivors]
