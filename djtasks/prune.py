@@ -51,13 +51,17 @@ _WORKFLOW_DONE = f"""(old.workflow_id IS NULL OR NOT EXISTS (
 # matches, so a job made READY again is not deleted. MATERIALIZED, so the
 # planner runs the locking sub-select once (see djtasks.worker.claim). The scan
 # walks the partial index djtasks_job_finished from the oldest row.
-PG_DELETE_JOBS = f"""
-WITH doomed AS MATERIALIZED (
-    SELECT id FROM {JOBS} AS old
+# The oldest finished rows of one status, up to a batch, whose workflow (if
+# any) has ended: the doomed rows of every statement below.
+_DOOMED = f"""SELECT id FROM {JOBS} AS old
     WHERE finished_at IS NOT NULL AND finished_at < %s AND status = %s
       AND {_WORKFLOW_DONE}
     ORDER BY finished_at
-    LIMIT %s
+    LIMIT %s"""
+
+PG_DELETE_JOBS = f"""
+WITH doomed AS MATERIALIZED (
+    {_DOOMED}
     FOR UPDATE SKIP LOCKED
 )
 DELETE FROM {JOBS} AS job USING doomed WHERE job.id = doomed.id
@@ -68,11 +72,7 @@ DELETE FROM {JOBS} AS job USING doomed WHERE job.id = doomed.id
 # in one statement, so no row changes between the two.
 SQLITE_DELETE_JOBS = f"""
 DELETE FROM {JOBS} WHERE id IN (
-    SELECT id FROM {JOBS} AS old
-    WHERE finished_at IS NOT NULL AND finished_at < %s AND status = %s
-      AND {_WORKFLOW_DONE}
-    ORDER BY finished_at
-    LIMIT %s
+    {_DOOMED}
 )
 """
 
@@ -81,11 +81,7 @@ DELETE FROM {JOBS} WHERE id IN (
 # PostgreSQL; FOR UPDATE reads the rows as they are now, so a job made
 # READY again is not among them) and deleted by key in the same transaction.
 MYSQL_DOOMED_JOBS = f"""
-SELECT id FROM {JOBS} AS old
-WHERE finished_at IS NOT NULL AND finished_at < %s AND status = %s
-  AND {_WORKFLOW_DONE}
-ORDER BY finished_at
-LIMIT %s
+{_DOOMED}
 FOR UPDATE SKIP LOCKED
 """
 

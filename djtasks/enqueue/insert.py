@@ -187,9 +187,7 @@ def _postgresql_defaults() -> dict:
 def _insert_values(cursor, connection, rows):
     """One multi-row INSERT, with Django's per-field preparation of values
     (UUIDs as hex on SQLite, datetimes in the backend's format)."""
-    placeholders = ", ".join([_ROW_PLACEHOLDERS] * len(rows))
-    params = [value for row in rows for value in _prepared_row(connection, row)]
-    cursor.execute(f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES {placeholders}", params)
+    _execute_values(cursor, [_prepared_row(connection, row) for row in rows])
 
 
 def _insert_mysql(cursor, connection, rows):
