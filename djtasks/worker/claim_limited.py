@@ -48,6 +48,7 @@ statement after the lock sees what was committed before it.
 """
 
 import hashlib
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -407,7 +408,7 @@ def _lock_concurrency_keys(database, keys) -> None:
         # Sorted by lock id: one order in every claimer, so no deadlock.
         for lock_id in sorted({_lock_id(key) for key in keys}):
             if connection.vendor == "mysql":
-                _get_named_lock(cursor, lock_id)
+                _get_named_lock(cursor, database, lock_id)
             else:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_CLASS, lock_id])
 
@@ -417,9 +418,16 @@ def _lock_concurrency_keys(database, keys) -> None:
 # ended, committed or not (release_named_locks). How long a claim waits for
 # a key's lock, which another claim holds for one short transaction:
 NAMED_LOCK_WAIT = 10
+# The database aliases whose session may hold named locks, per thread (a
+# Django connection belongs to one thread): most limited claims take none,
+# and need no release statement.
+_named_locks = threading.local()
 
 
-def _get_named_lock(cursor, lock_id) -> None:
+def _get_named_lock(cursor, database, lock_id) -> None:
+    # Marked before asking: a GET_LOCK that is granted as the connection
+    # breaks must still be released if the session survives.
+    _sessions_with_named_locks().add(database)
     cursor.execute(
         "SELECT GET_LOCK(%s, %s)", [f"djtasks:{ADVISORY_CLASS}:{lock_id}", NAMED_LOCK_WAIT]
     )
@@ -428,10 +436,20 @@ def _get_named_lock(cursor, lock_id) -> None:
         raise OperationalError(f"timed out waiting for the concurrency key lock {lock_id}")
 
 
+def _sessions_with_named_locks() -> set:
+    if not hasattr(_named_locks, "aliases"):
+        _named_locks.aliases = set()
+    return _named_locks.aliases
+
+
 def release_named_locks(database) -> None:
     """Release this session's named locks (MariaDB/MySQL; a no-op elsewhere)."""
+    held = _sessions_with_named_locks()
+    if database not in held:
+        return
+    held.discard(database)
     connection = connections[database]
-    if connection.vendor != "mysql" or connection.connection is None:
+    if connection.connection is None:
         return
     try:
         with connection.cursor() as cursor:

@@ -5,6 +5,7 @@ columns, and the unique constraints are unique indexes on generated
 columns. These tests read what the server built and what it plans.
 """
 
+import re
 import threading
 import time
 import uuid
@@ -197,3 +198,39 @@ def test_a_table_made_from_the_model_gets_the_unique_construction_too():
     finally:
         with connection.schema_editor() as editor:
             editor.delete_model(Probe)
+
+
+def _claim_statements(now):
+    from django.test.utils import CaptureQueriesContext
+
+    from djtasks.worker.claim import claim
+
+    with CaptureQueriesContext(connection) as queries:
+        claimed = claim("default", "w", ["default"], 10, now)
+    return claimed, [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.django_db
+def test_a_concurrency_keys_named_lock_is_released_when_its_claim_ends():
+    from tests.tasks import per_customer
+
+    per_customer.enqueue(1)
+    claimed, statements = _claim_statements(timezone.now())
+    assert len(claimed) == 1
+    [name] = [
+        re.search(r"GET_LOCK\('([^']+)'", sql).group(1) for sql in statements if "GET_LOCK" in sql
+    ]
+    assert any("RELEASE_ALL_LOCKS" in sql for sql in statements)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT IS_FREE_LOCK(%s)", [name])
+        assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.django_db
+def test_a_claim_that_takes_no_named_lock_releases_none():
+    from tests.tasks import rate_limited
+
+    rate_limited.enqueue()
+    claimed, statements = _claim_statements(timezone.now())
+    assert len(claimed) == 1
+    assert not any("GET_LOCK" in sql or "RELEASE_ALL_LOCKS" in sql for sql in statements)
