@@ -3,10 +3,11 @@
 import hmac
 
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from djtasks.compat import task_backends
 from djtasks.conf import settings
 
 try:
@@ -37,4 +38,10 @@ def metrics_view(request):
         response = HttpResponse("Staff users or the METRICS_TOKEN only.\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="djtasks"'
         return response
-    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+    # ?backend=ALIAS: the figures of that backend's database, for a
+    # backend whose jobs are in another database than the default one's
+    # (one scrape job per database).
+    alias = request.GET.get("backend") or "default"
+    if alias not in task_backends.settings or not hasattr(task_backends[alias], "database"):
+        raise Http404(f"No djtasks backend {alias!r} in TASKS.")
+    return HttpResponse(metrics.render(alias), content_type=CONTENT_TYPE_LATEST)

@@ -4,16 +4,39 @@ Several aliases may keep their jobs in one database; each row (a job, a
 worker) records its alias, and each alias's workers serve only its jobs.
 The admin shows one alias's share when asked, and the choice only when
 there is more than one.
+
+The admin reads djtasks' tables in one database, the one Django's routers
+pick for them ("default" without a router). An alias whose OPTIONS
+DATABASE names another database has no rows there: it is left out of the
+choice (it would always show nothing) and named on the dashboard instead.
 """
 
 from django.contrib import admin
 
 from djtasks.compat import task_backends
+from djtasks.models import Job
+
+
+def _databases() -> dict[str, str]:
+    """{alias: its jobs' database} of the djtasks backends, in settings order."""
+    found = {}
+    for alias in task_backends.settings:
+        database = getattr(task_backends[alias], "database", None)
+        if database is not None:
+            found[alias] = database
+    return found
 
 
 def djtasks_aliases() -> list[str]:
-    """The TASKS aliases whose backend is djtasks' DatabaseBackend, in settings order."""
-    return [alias for alias in task_backends.settings if hasattr(task_backends[alias], "database")]
+    """The djtasks backends whose jobs are in the admin's database, in settings order."""
+    shown = Job.objects.db
+    return [alias for alias, database in _databases().items() if database == shown]
+
+
+def aliases_elsewhere() -> list[tuple[str, str]]:
+    """(alias, database) of the djtasks backends whose jobs the admin cannot show."""
+    shown = Job.objects.db
+    return [(alias, database) for alias, database in _databases().items() if database != shown]
 
 
 class BackendFilter(admin.SimpleListFilter):

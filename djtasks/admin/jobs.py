@@ -17,7 +17,7 @@ from django.urls import path, reverse
 
 from djtasks.admin import argument_search, bulk, dashboard, schedules, workflows
 from djtasks.admin.actions import OPERATIONS, cancel_jobs, retry_jobs, run_jobs_now
-from djtasks.admin.backends import BackendFilter, djtasks_aliases
+from djtasks.admin.backends import BackendFilter, aliases_elsewhere, djtasks_aliases
 from djtasks.admin.display import HEAVY_FIELDS, REFRESH_SECONDS, STATIC_CSS, STATIC_JS
 from djtasks.admin.filters import QueueFilter, TaskFilter
 from djtasks.admin.job_columns import JobColumns
@@ -224,13 +224,14 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
         # shown as an empty dashboard).
         backend = request.GET.get("backend") or None
         if backend is not None and backend not in aliases:
-            raise Http404(f"No djtasks backend {backend!r} in TASKS.")
+            raise Http404(f"No djtasks backend {backend!r} with its jobs in this database.")
         figures = dashboard.context(Job.objects.db, backend=backend)
         context = {
             **self.admin_site.each_context(request),
             **figures,
             "backend": backend,
             "backends": aliases if len(aliases) > 1 else [],
+            "backends_elsewhere": aliases_elsewhere(),
             "title": "Jobs dashboard",
             "djtasks_refresh": REFRESH_SECONDS if figures["unfinished"] else None,
             "opts": self.opts,

@@ -3,7 +3,9 @@
 Both only record declarations. ``sync()`` (run by every beat as it starts)
 writes them into the Schedule table by name: it creates and updates the rows
 declared in code, leaves the rows made in the admin alone, and disables
-(never deletes) code rows that are no longer declared.
+(never deletes) code rows that are no longer declared. A declaration goes
+only into the database its task's backend keeps jobs in: a beat of another
+database could never enqueue it (see Beat._task_of).
 """
 
 import logging
@@ -21,6 +23,9 @@ logger = logging.getLogger("djtasks")
 
 # The note set on a code-declared schedule that left the code.
 REMOVED_NOTE = "Disabled: no longer declared in code."
+# The note set on a code-declared schedule whose task's backend keeps its
+# jobs in another database than the one the row is in.
+ELSEWHERE_NOTE = "Disabled: its task's backend keeps jobs in another database."
 # Fields a declaration sets (besides name and task_path).
 DECLARED_FIELDS = (
     "args",
@@ -155,25 +160,38 @@ def sync(database: str, now: datetime | None = None) -> None:
     now = now or timezone.now()
     declared = declarations()
     with transaction.atomic(using=database):
-        for name, spec in declared.items():
-            _sync_one(Schedule, database, name, spec, now)
-        removed = (
+        here = {
+            name
+            for name, spec in declared.items()
+            if _sync_one(Schedule, database, name, spec, now)
+        }
+        stale = (
             Schedule.objects.using(database)
             .filter(declared_in_code=True, enabled=True)
-            .exclude(name__in=list(declared))
+            .exclude(name__in=list(here))
         )
+        elsewhere = stale.filter(name__in=list(declared))
+        for name in elsewhere.values_list("name", flat=True):
+            # Written here before the rule above existed: each of its runs
+            # would only be refused. The beat of its task's database has it.
+            logger.warning("beat: schedule %r belongs to another database: disabled", name)
+        elsewhere.update(enabled=False, last_error=ELSEWHERE_NOTE, next_run_at=None)
+        removed = stale.exclude(name__in=list(declared))
         for name in removed.values_list("name", flat=True):
             logger.warning("beat: schedule %r is no longer declared in code: disabled", name)
         removed.update(enabled=False, last_error=REMOVED_NOTE, next_run_at=None)
 
 
-def _sync_one(schedule_model, database, name, spec, now) -> None:
+def _sync_one(schedule_model, database, name, spec, now) -> bool:
+    """Create or update one declared schedule; False if it belongs to another database."""
     try:
         fields = fields_of(name, spec)
     except ImproperlyConfigured as error:
         # Declarations are checked at import; a bad setting must not stop beat.
         logger.error("beat: %s", error)
-        return
+        return True
+    if not _runs_from(database, fields["task_path"]):
+        return False
     _default_to_task_options(fields)
     enabled = spec.get("enabled", True)
     manager = schedule_model.objects.using(database)
@@ -188,13 +206,31 @@ def _sync_one(schedule_model, database, name, spec, now) -> None:
             logger.info("beat: schedule %r declared in code: created", name)
         except IntegrityError:
             pass
-        return
+        return True
     if not row.declared_in_code:
         logger.warning(
             "beat: schedule %r exists in the admin; the code declaration is ignored", name
         )
-        return
+        return True
     _update(row, fields, database, now)
+    return True
+
+
+def _runs_from(database, task_path) -> bool:
+    """Whether a beat of ``database`` may enqueue the task at ``task_path``.
+
+    Not when the task's backend is a djtasks one keeping its jobs in another
+    database: with queues split across databases, each beat would otherwise
+    hold every other database's schedules and refuse each of their runs.
+    A task that is not registered, or not on a djtasks backend, is written
+    anyway: the beat says what is wrong with it when it is due.
+    """
+    try:
+        backend = registry.get(task_path).get_backend()
+    except Exception:  # noqa: BLE001 - unknown task or backend: the beat reports it
+        return True
+    jobs_database = getattr(backend, "database", None)
+    return jobs_database is None or jobs_database == database
 
 
 def _default_to_task_options(fields) -> None:
@@ -211,7 +247,7 @@ def _update(row, fields, database, now) -> None:
     changed = [key for key, value in fields.items() if getattr(row, key) != value]
     # Re-enable a schedule that left the code and came back; otherwise the
     # admin's enabled switch wins.
-    revived = not row.enabled and row.last_error == REMOVED_NOTE
+    revived = not row.enabled and row.last_error in (REMOVED_NOTE, ELSEWHERE_NOTE)
     if not changed and not revived:
         return
     for key, value in fields.items():

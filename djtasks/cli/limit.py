@@ -7,9 +7,10 @@ force and where each comes from.
 
 from djtasks import controls
 from djtasks.cli import BadInput
+from djtasks.cli._common import backend_of
 from djtasks.cli._controls import add_target, operator, target
 from djtasks.control import queues
-from djtasks.models import ControlKind, Job
+from djtasks.models import ControlKind
 
 HELP = (
     "Change a queue's rate and concurrency limits, or a task's rate limit, live "
@@ -32,12 +33,13 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
-    kind, name = target(options)
+    database = backend_of(options).database
+    kind, name = target(options, database)
     rate, concurrency = options.get("rate"), options.get("concurrency")
     if kind == ControlKind.TASK and concurrency is not None:
         raise BadInput("--concurrency limits a queue; a task's own is its concurrency_key option.")
     if rate is None and concurrency is None:
-        out.write(_limits_in_force(kind, name))
+        out.write(_limits_in_force(kind, name, database))
         return 0
     changes = {}
     if rate is not None:
@@ -46,12 +48,13 @@ def run(options, out) -> int:
         changes["concurrency_limit"] = None if concurrency == DEFAULT else _count(concurrency)
     try:
         if kind == ControlKind.QUEUE:
-            queues.limit_queue(name, by=operator(), **changes)
+            queues.limit_queue(name, by=operator(), database=database, **changes)
         else:
-            queues.limit_task(name, changes["rate_limit"], by=operator())
+            queues.limit_task(name, changes["rate_limit"], by=operator(), database=database)
     except queues.ControlError as error:
         raise BadInput(str(error)) from None
-    out.write(f"{kind} {name}: {queues.describe(changes)}.\n" + _limits_in_force(kind, name))
+    in_force = _limits_in_force(kind, name, database)
+    out.write(f"{kind} {name}: {queues.describe(changes)}.\n" + in_force)
     return 0
 
 
@@ -64,8 +67,8 @@ def _count(value: str) -> int:
         ) from None
 
 
-def _limits_in_force(kind, name) -> str:
-    stored = controls.read(Job.objects.db)
+def _limits_in_force(kind, name, database) -> str:
+    stored = controls.read(database)
     if kind == ControlKind.TASK:
         rate = stored.task_rates.get(name)
         return f"rate limit: {rate if rate else 'from the task (default)'}"

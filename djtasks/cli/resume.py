@@ -1,5 +1,6 @@
 """manage.py djtasks resume QUEUE | --task PATH: its READY jobs are claimable again."""
 
+from djtasks.cli._common import backend_of
 from djtasks.cli._controls import add_target, operator, target
 from djtasks.control import queues
 from djtasks.models import ControlKind
@@ -12,8 +13,9 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
-    kind, name = target(options)
+    database = backend_of(options).database
+    kind, name = target(options, database)
     resume = queues.resume_queue if kind == ControlKind.QUEUE else queues.resume_task
-    control = resume(name, by=operator())
+    control = resume(name, by=operator(), database=database)
     out.write(f"Resumed {kind} {name} (by {control.changed_by}).")
     return 0

@@ -31,19 +31,29 @@ class ControlError(ValueError):
     """A queue or task that does not exist, or a malformed limit."""
 
 
-def known_queues() -> list[str]:
-    """The queues the TASKS settings name (what workers can serve)."""
+def known_queues(database: str | None = None) -> list[str]:
+    """The queues the TASKS settings name (what workers can serve).
+
+    With ``database``, only those of the backends keeping jobs there: the
+    controls in one database steer only the workers of those backends.
+    """
     queues = set()
     for alias in task_backends.settings:
-        queues.update(getattr(task_backends[alias], "queues", ()) or ())
+        backend = task_backends[alias]
+        if database is None or getattr(backend, "database", None) == database:
+            queues.update(getattr(backend, "queues", ()) or ())
     return sorted(queues)
 
 
-def check_queue(queue: str) -> str:
-    if queue not in known_queues():
-        raise ControlError(
-            f"Unknown queue {queue!r}; the TASKS settings name: {', '.join(known_queues())}."
+def check_queue(queue: str, database: str | None = None) -> str:
+    known = known_queues(database)
+    if queue not in known:
+        where = (
+            "the TASKS settings name"
+            if database is None
+            else f"the backends on database {database!r} serve"
         )
+        raise ControlError(f"Unknown queue {queue!r}; {where}: {', '.join(known)}.")
     return queue
 
 
@@ -68,11 +78,11 @@ def check_concurrency(value) -> int:
 
 
 def pause_queue(queue: str, by: str, database=None) -> Control:
-    return _change(ControlKind.QUEUE, check_queue(queue), by, database, paused=True)
+    return _change(ControlKind.QUEUE, check_queue(queue, database), by, database, paused=True)
 
 
 def resume_queue(queue: str, by: str, database=None) -> Control:
-    return _change(ControlKind.QUEUE, check_queue(queue), by, database, paused=False)
+    return _change(ControlKind.QUEUE, check_queue(queue, database), by, database, paused=False)
 
 
 def pause_task(path: str, by: str, database=None) -> Control:
@@ -85,7 +95,7 @@ def resume_task(path: str, by: str, database=None) -> Control:
 
 def limit_queue(queue: str, by: str, database=None, **limits) -> Control:
     """Set (a value) or clear (None) a queue's ``rate_limit`` / ``concurrency_limit``."""
-    check_queue(queue)
+    check_queue(queue, database)
     if limits.get("rate_limit") is not None:
         limits["rate_limit"] = check_rate(limits["rate_limit"])
     if limits.get("concurrency_limit") is not None:

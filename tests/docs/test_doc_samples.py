@@ -437,3 +437,18 @@ def test_autovacuum_sql_sample():
         "autovacuum_vacuum_scale_factor=0.02",
         "autovacuum_analyze_scale_factor=0.02",
     }
+
+
+def test_split_databases_sample():
+    """docs/deployment.md: the transaction sample with a backend on a second database.
+
+    It needs that second PostgreSQL database, which only the acceptance
+    test builds: that test runs the sample, as printed, in its
+    `manage.py shell` (with build_report, a task of "bulk") and checks the
+    jobs it makes. Here: that what it runs is what the docs print.
+    """
+    from tests.acceptance.test_two_databases import DOC_SAMPLE, ENQUEUE
+
+    block = block_run_by("test_split_databases_sample")
+    assert block.code == DOC_SAMPLE
+    assert DOC_SAMPLE in ENQUEUE

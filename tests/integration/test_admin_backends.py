@@ -75,3 +75,27 @@ def test_the_worker_list_filters_by_backend(admin_client):
     response = admin_client.get(reverse("admin:djtasks_worker_changelist"), {"backend": "second"})
 
     assert [worker.pk for worker in response.context["cl"].result_list] == ["w-second"]
+
+
+@pytest.fixture
+def second_elsewhere(settings):
+    """The alias "second" keeps its jobs in another database (never read here)."""
+    settings.TASKS = {
+        **settings.TASKS,
+        "second": {**settings.TASKS["second"], "OPTIONS": {"DATABASE": "elsewhere"}},
+    }
+
+
+def test_a_backend_on_another_database_is_no_choice_but_named(admin_client, second_elsewhere):
+    # The admin reads the default database only: a "second" choice would
+    # always list nothing.
+    assert djtasks_aliases() == ["default"]
+    jobs = admin_client.get(reverse("admin:djtasks_job_changelist")).content.decode()
+    assert "?backend=" not in jobs
+
+    dashboard = admin_client.get(reverse("admin:djtasks_dashboard"))
+
+    assert dashboard.context["backends_elsewhere"] == [("second", "elsewhere")]
+    assert "manage.py djtasks status --backend second" in dashboard.content.decode()
+    refused = admin_client.get(reverse("admin:djtasks_dashboard"), {"backend": "second"})
+    assert refused.status_code == 404

@@ -328,6 +328,39 @@ def test_sync_leaves_an_admin_row_of_the_same_name_alone(declared):
     assert (clash.cron, clash.declared_in_code) == ("0 0 * * *", False)
 
 
+@pytest.mark.django_db
+def test_sync_writes_a_declaration_only_into_its_tasks_database(declared):
+    # "default" keeps its jobs elsewhere now (as a backend on a second
+    # database would): tests.tasks.* and djtasks' own prune task are not
+    # this database's to schedule; "second" stays here.
+    normal = declared.TASKS
+    elsewhere = {**normal["default"], "OPTIONS": {"DATABASE": "elsewhere"}}
+    declared.TASKS = {**normal, "default": elsewhere}
+    declared.DJTASKS = {
+        "SCHEDULES": {
+            "moved": {"task": "tests.tasks.noop", "cron": "* * * * *"},
+            "unknown": {"task": "tests.tasks.no_such_task", "cron": "* * * * *"},
+        }
+    }
+    # Written here by a beat from before the rule.
+    make("moved", task_path="tests.tasks.noop", declared_in_code=True)
+
+    periodic_module.sync("default", NOW + timedelta(seconds=1))
+
+    moved = Schedule.objects.get(name="moved")
+    assert (moved.enabled, moved.last_error) == (False, periodic_module.ELSEWHERE_NOTE)
+    # An unknown task is written anyway: the beat flags it when it is due.
+    assert set(Schedule.objects.values_list("name", flat=True)) == {"moved", "unknown"}
+
+    # Back on this database: the declaration takes its row up again.
+    declared.TASKS = normal
+    periodic_module.sync("default", NOW + timedelta(seconds=1))
+
+    moved.refresh_from_db()
+    assert (moved.enabled, moved.last_error) == (True, "")
+    assert Schedule.objects.filter(name="djtasks.prune").exists()
+
+
 def test_bad_declarations_fail_at_import(monkeypatch):
     from django.core.exceptions import ImproperlyConfigured
 

@@ -61,6 +61,34 @@ def test_limit_a_tasks_rate():
     assert Control.objects.get(kind=ControlKind.TASK, name=NOOP).rate_limit == "10/s"
 
 
+def test_backend_picks_the_database_of_the_controls():
+    # "second" shares the default database (tests.settings): one control
+    # row, which the workers of both backends read.
+    assert "Paused queue emails" in djtasks_command("pause", "emails", "--backend", "second")
+    assert Control.objects.get(kind=ControlKind.QUEUE, name="emails").paused
+    out = djtasks_command("limit", "emails", "--rate", "5/s", "--backend", "second")
+    assert "rate limit: 5/s (stored" in out
+
+
+def test_a_queue_served_only_on_another_database_is_refused(settings):
+    # Its workers read the controls of their own database: a row here
+    # would steer nobody.
+    settings.TASKS = {
+        **settings.TASKS,
+        "second": {
+            **settings.TASKS["second"],
+            "QUEUES": ["reports"],
+            "OPTIONS": {"DATABASE": "elsewhere"},
+        },
+    }
+
+    with pytest.raises(CommandError, match="backends on database .default. serve: de") as raised:
+        djtasks_command("pause", "reports")
+
+    assert raised.value.returncode == 2
+    assert not Control.objects.exists()
+
+
 BAD_INPUT = [
     (("pause", "nope"), "Unknown queue 'nope'"),
     (("pause",), "Give a QUEUE or --task PATH"),
@@ -74,6 +102,8 @@ BAD_INPUT = [
     (("limit", "emails", "--concurrency", "many"), "'many' is not a concurrency limit"),
     (("limit", "--task", NOOP, "--concurrency", "2"), "--concurrency limits a queue"),
     (("limit", "--task", "tests.tasks.nothing", "--rate", "1/s"), "not a registered task"),
+    (("pause", "emails", "--backend", "nope"), "Unknown task backend 'nope'"),
+    (("limit", "emails", "--backend", "nope"), "Unknown task backend 'nope'"),
 ]
 
 

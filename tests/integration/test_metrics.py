@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -117,6 +118,19 @@ def test_the_bearer_token_admits_a_scraper(client, settings, some_jobs):
 
 def test_no_token_is_configured_by_default_so_an_empty_bearer_is_refused(client):
     assert client.get(URL, headers={"Authorization": "Bearer "}).status_code == 401
+
+
+def test_backend_picks_the_database_whose_figures_are_shown(staff_client, some_jobs):
+    # "second" shares the default database (tests.settings): the same rows
+    # counted (its QUEUES, the idle queues shown, differ).
+    second = staff_client.get(URL, {"backend": "second"})
+
+    assert second.status_code == 200
+    ready_emails = ("djtasks_jobs", frozenset({"queue": "emails", "status": "READY"}.items()))
+    assert samples(second.content.decode())[ready_emails] == 2
+    assert staff_client.get(URL, {"backend": "nowhere"}).status_code == 404
+    # The settings are not told to whoever may not read the figures.
+    assert Client().get(URL, {"backend": "nowhere"}).status_code == 401
 
 
 def test_only_get_is_served(staff_client):
