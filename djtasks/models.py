@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from djtasks.schema import PartialIndex, PartialUniqueConstraint
+from djtasks.schema import LongUniqueCharField, PartialIndex, PartialUniqueConstraint
 
 
 class JobStatus(models.TextChoices):
@@ -393,7 +393,7 @@ class Limit(models.Model):
     is "queue:<name>" or "task:<path>" (djtasks.worker.claim_limited).
     """
 
-    key = models.CharField(max_length=300, unique=True)
+    key = LongUniqueCharField(max_length=300, unique=True)
     # Rate limits: recent starts as [[epoch microseconds, jobs], ...], oldest
     # first, pruned to the limit's period (the sliding window).
     starts = models.JSONField(default=list, blank=True)

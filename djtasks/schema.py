@@ -29,6 +29,29 @@ from django.db import models
 from django.db.models.sql import Query
 
 
+def _without(errors, check_id) -> list:
+    return [error for error in errors if error.id != check_id]
+
+
+class LongUniqueCharField(models.CharField):
+    """A unique CharField that may be longer than 255 characters.
+
+    Django warns (mysql.W003) that MySQL may refuse a unique index on it:
+    servers before MySQL 5.7 and MariaDB 10.2 capped an index key at 767
+    bytes. The ones Django still supports (MariaDB 10.5+, MySQL 8.0+) store
+    InnoDB rows as DYNAMIC, whose keys may take 3072 bytes: 768 characters
+    of utf8mb4. Stored and migrated as a plain CharField.
+    """
+
+    def _check_backend_specific_checks(self, databases=None, **kwargs):
+        errors = super()._check_backend_specific_checks(databases=databases, **kwargs)
+        return _without(errors, "mysql.W003")
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.CharField", args, kwargs
+
+
 def has_partial_indexes(connection) -> bool:
     return connection.features.supports_partial_indexes
 
@@ -61,11 +84,15 @@ class PartialIndex(models.Index):
 class PartialUniqueConstraint(models.UniqueConstraint):
     """A UniqueConstraint on rows matching ``condition``; see the module docstring."""
 
+    # Django warns (W036) that the constraint would not be created: on
+    # databases without partial indexes this class builds its own. The
+    # constraint's checks are check() from Django 6.0 on, _check() before.
+
+    def check(self, model, connection):
+        return _without(super().check(model, connection), "models.W036")
+
     def _check(self, model, connection):
-        # Django warns (W036) that the constraint would not be created: on
-        # databases without partial indexes this class builds its own.
-        errors = super()._check(model, connection)
-        return [error for error in errors if error.id != "models.W036"]
+        return _without(super()._check(model, connection), "models.W036")
 
     def create_sql(self, model, schema_editor):
         if has_partial_indexes(schema_editor.connection):
