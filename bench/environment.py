@@ -245,16 +245,15 @@ def server_pid(names=("mariadbd", "mysqld")):
 
 
 def thread_cpu_seconds(pid, tids):
-    """User + system CPU of these threads of process ``pid``."""
-    ticks = 0
+    """CPU time of these threads of process ``pid``."""
+    nanoseconds = 0
     for tid in tids:
         try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            # schedstat's first field: ns on a CPU (stat counts 10 ms ticks).
+            nanoseconds += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
         except OSError:
             continue  # the thread ended (its connection closed)
-        fields = stat.rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return nanoseconds / 1e9
 
 
 def process_cpu_seconds(pids):
