@@ -120,15 +120,19 @@ def install():
     os.register_at_fork(after_in_child=lambda: _after_fork(directory))
 
 
+def read_file(path):
+    """{kind: [count, seconds]} of one process ({} while it has none)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def read(directory):
     """{kind: [count, seconds]}, summed over every process's file in ``directory``."""
     total = {}
     for path in Path(directory).glob("*.json"):
-        try:
-            counts = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        for name, (count, seconds) in counts.items():
+        for name, (count, seconds) in read_file(path).items():
             before = total.get(name, (0, 0.0))
             total[name] = [before[0] + count, before[1] + seconds]
     return total

@@ -383,49 +383,59 @@ def _kinds(figures, prefix):
 
 
 def _mariadb_anatomy(context, results):
-    keys = [key for key in ("djtasks_mariadb", MARIADB_REFERENCE) if key in results]
-    keys = [key for key in keys if "anatomy_round_trips" in results[key]]
-    if not keys:
+    labels = {"djtasks_mariadb": "djtasks", MARIADB_REFERENCE: "baseline-100"}
+    # (system, figure prefix, the drain it explains, column heading)
+    columns = [
+        (key, prefix, drain, f"{labels[key]}, {processes}")
+        for key in labels
+        for prefix, drain, processes in (
+            ("anatomy", "drain_1", "1 process"),
+            ("anatomy2", "drain_2", "2 processes"),
+        )
+        if f"{prefix}_round_trips" in results.get(key, {})
+    ]
+    if not columns:
         return []
-    labels = context["systems"]
     jobs = context["options"].get("anatomy_jobs") or 0
 
     def row(name, figure, unit):
-        cells = " | ".join(fmt(median(results, key, figure), unit) for key in keys)
+        cells = " | ".join(
+            fmt(median(results, key, f"{prefix}_{figure}"), unit) for key, prefix, _, _ in columns
+        )
         return f"| {name} | {cells} |"
 
     lines = [
-        f"Per job of a drain of {jobs:,} jobs by one worker process on MariaDB: what it "
-        "sent the server (counted in the worker by wrapping MySQLdb: "
-        "`bench/mysql_count.py`), how long it waited for the answers, and the CPU of the "
-        "worker processes and of the server threads serving their connections "
+        f"Per job of a drain of {jobs:,} jobs on MariaDB (the queue filled while the idle "
+        "workers ran): what the workers sent the server (counted in them by wrapping "
+        "MySQLdb: `bench/mysql_count.py`), how long they waited for the answers, and the "
+        "CPU of the worker processes and of the server threads serving their connections "
         "(`/proc`, the threads found by `information_schema.PROCESSLIST.TID`). Medians:",
         "",
-        "| per job | " + " | ".join(labels.get(key, key) for key in keys) + " |",
-        "|---|" + "---|" * len(keys),
-        row("round trips to the server", "anatomy_round_trips", "/job"),
+        "| per job | " + " | ".join(heading for *_, heading in columns) + " |",
+        "|---|" + "---|" * len(columns),
+        row("round trips to the server", "round_trips", "/job"),
     ]
     kinds = {}
-    for key in keys:
-        for kind in _kinds(results[key], "anatomy_count"):
+    for key, prefix, _, _ in columns:
+        for kind in _kinds(results[key], f"{prefix}_count"):
             kinds.setdefault(kind, None)
     for kind in kinds:
         cells = []
-        for key in keys:
-            count = median(results, key, f"anatomy_count:{kind}")
-            wait = median(results, key, f"anatomy_wait:{kind}")
+        for key, prefix, _, _ in columns:
+            count = median(results, key, f"{prefix}_count:{kind}")
+            wait = median(results, key, f"{prefix}_wait:{kind}")
             cells.append("–" if count is None else f"{count:.3f} ({wait:.0f} µs)")
         lines.append(f"| … `{kind}` (waited) | {' | '.join(cells)} |")
     lines += [
-        row("time waiting on the server, µs", "anatomy_wait_us", "µs"),
-        row("worker processes' CPU, µs", "anatomy_worker_cpu_us", "µs"),
-        row("MariaDB CPU on the worker's connections, µs", "anatomy_server_cpu_us", "µs"),
+        row("time waiting on the server, µs", "wait_us", "µs"),
+        row("worker processes' CPU, µs", "worker_cpu_us", "µs"),
+        row("MariaDB CPU on the workers' connections, µs", "server_cpu_us", "µs"),
     ]
     drains = []
-    for key in keys:
-        rate = median(results, key, "drain_1")
+    for key, _, drain, _ in columns:
+        rate = median(results, key, drain)
         drains.append(f"{1e6 / rate:.0f} µs" if rate else "–")
-    lines += [f"| the 1-process drain's wall time per job | {' | '.join(drains)} |", ""]
+    lines += [f"| wall time per job of the timed drain (1 / its rate) | {' | '.join(drains)} |", ""]
     return lines
 
 

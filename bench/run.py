@@ -668,7 +668,15 @@ class Bench:
                 name,
                 interval,
             )
-        self.guarded(system, "statements and CPU per job", self.anatomy, system)
+        for processes, prefix in ((1, "anatomy"), (2, "anatomy2")):
+            self.guarded(
+                system,
+                f"statements and CPU per job, {processes} processes",
+                self.anatomy,
+                system,
+                processes,
+                prefix,
+            )
         if isinstance(system, Djtasks):
             self.guarded(system, "EXPLAIN of the claim", self.explain, system)
 
@@ -678,10 +686,10 @@ class Bench:
         shutil.rmtree(directory, ignore_errors=True)
         return directory
 
-    def wait_for_claims(self, directory, workers):
-        """Wait until the workers have made a claim: connected, and idle after it."""
+    def wait_for_claims(self, directory, workers, processes=1):
+        """Wait until each worker process has claimed: connected, and idle after it."""
         deadline = time.monotonic() + self.options.timeout
-        while mysql_count.read(directory).get("SELECT ... FOR UPDATE", (0, 0))[0] < 1:
+        while len(_claimed(directory)) < processes:
             if not workers.alive():
                 raise RuntimeError(f"a worker process exited: see {WORK / 'logs'}")
             if time.monotonic() > deadline:
@@ -712,8 +720,8 @@ class Bench:
                 f"{total:.1f} statements/s, {claims:.1f} claims/s"
             )
 
-    def anatomy(self, system):
-        """Per job of a 1-process drain: statements, time waiting on them, CPU.
+    def anatomy(self, system, processes, prefix):
+        """Per job of a drain: statements, time waiting on them, CPU (``<prefix>_*``).
 
         The worker starts on an empty table; once it idles, the server
         threads of its connections are the only ones on the database (the
@@ -726,8 +734,8 @@ class Bench:
         for run in range(self.options.runs):
             directory = self.count_dir(system, "drain")
             system.driver("reset")
-            with Workers(system, 1, BENCH_COUNT_DIR=str(directory)) as workers:
-                self.wait_for_claims(directory, workers)
+            with Workers(system, processes, BENCH_COUNT_DIR=str(directory)) as workers:
+                self.wait_for_claims(directory, workers, processes)
                 time.sleep(0.5)
                 threads = json.loads(env.mysql_admin(system.python, "threads", system.url))
                 sample = (directory, workers.pids(), server, threads)
@@ -741,20 +749,22 @@ class Bench:
                 raise RuntimeError(f"{left} of {jobs} jobs not drained within --timeout")
             counted = mysql_count.difference(after[0], before[0])
             for kind, (count, seconds) in counted.items():
-                self.add(system, f"anatomy_count:{kind}", count / jobs)
-                self.add(system, f"anatomy_wait:{kind}", seconds / jobs * 1e6)
+                self.add(system, f"{prefix}_count:{kind}", count / jobs)
+                self.add(system, f"{prefix}_wait:{kind}", seconds / jobs * 1e6)
             round_trips = sum(count for count, _ in counted.values()) / jobs
             waited = sum(seconds for _, seconds in counted.values()) / jobs * 1e6
             worker = (after[1] - before[1]) / jobs * 1e6
-            self.add(system, "anatomy_round_trips", round_trips)
-            self.add(system, "anatomy_wait_us", waited)
-            self.add(system, "anatomy_worker_cpu_us", worker)
+            server_us = (after[2] - before[2]) / jobs * 1e6
+            self.add(system, f"{prefix}_round_trips", round_trips)
+            self.add(system, f"{prefix}_wait_us", waited)
+            self.add(system, f"{prefix}_worker_cpu_us", worker)
             if server:
-                self.add(system, "anatomy_server_cpu_us", (after[2] - before[2]) / jobs * 1e6)
+                self.add(system, f"{prefix}_server_cpu_us", server_us)
             log(
-                f"{system.key}: per job, run {run + 1}: {round_trips:.2f} round trips "
-                f"({waited:.0f} µs waited), worker CPU {worker:.0f} µs, server CPU "
-                f"{(after[2] - before[2]) / jobs * 1e6:.0f} µs"
+                f"{system.key}: per job, {processes} process{'es' if processes > 1 else ''}, "
+                f"run {run + 1}: "
+                f"{round_trips:.2f} round trips ({waited:.0f} µs waited), "
+                f"worker CPU {worker:.0f} µs, server CPU {server_us:.0f} µs"
             )
 
     def explain(self, system):
@@ -767,6 +777,15 @@ class Bench:
         if answer.get("milliseconds") is not None:
             self.add(system, "claim_ms", answer["milliseconds"])
         log(f"{system.key}: claim of 100: {answer}")
+
+
+def _claimed(directory):
+    """The count files of the processes that made a claim."""
+    return [
+        path
+        for path in Path(directory).glob("*.json")
+        if mysql_count.read_file(path).get("SELECT ... FOR UPDATE", (0, 0))[0]
+    ]
 
 
 def _sample(directory, pids, server, threads):
