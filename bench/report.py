@@ -408,8 +408,9 @@ def _mariadb_anatomy(context, results):
         f"Per job of a drain of {jobs:,} jobs on MariaDB (the queue filled while the idle "
         "workers ran): what the workers sent the server (counted in them by wrapping "
         "MySQLdb: `bench/mysql_count.py`), how long they waited for the answers, and the "
-        "CPU of the worker processes and of the server threads serving their connections "
-        "(`/proc`, the threads found by `information_schema.PROCESSLIST.TID`). Medians:",
+        "CPU of the worker processes and of the server threads serving their connections, "
+        "and how long those threads were runnable but waited for a CPU (`/proc/.../schedstat`; "
+        "the server threads found by `information_schema.PROCESSLIST.TID`). Medians:",
         "",
         "| per job | " + " | ".join(heading for *_, heading in columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -429,7 +430,9 @@ def _mariadb_anatomy(context, results):
     lines += [
         row("time waiting on the server, µs", "wait_us", "µs"),
         row("worker processes' CPU, µs", "worker_cpu_us", "µs"),
+        row("… their threads runnable, waiting for a CPU, µs", "worker_queue_us", "µs"),
         row("MariaDB CPU on the workers' connections, µs", "server_cpu_us", "µs"),
+        row("… those server threads waiting for a CPU, µs", "server_queue_us", "µs"),
     ]
     drains = []
     for key, _, drain, _ in columns:

@@ -753,13 +753,16 @@ class Bench:
                 self.add(system, f"{prefix}_wait:{kind}", seconds / jobs * 1e6)
             round_trips = sum(count for count, _ in counted.values()) / jobs
             waited = sum(seconds for _, seconds in counted.values()) / jobs * 1e6
-            worker = (after[1] - before[1]) / jobs * 1e6
-            server_us = (after[2] - before[2]) / jobs * 1e6
+            worker, server_us, worker_queue, server_queue = (
+                (after[index] - before[index]) / jobs * 1e6 for index in (1, 2, 3, 4)
+            )
             self.add(system, f"{prefix}_round_trips", round_trips)
             self.add(system, f"{prefix}_wait_us", waited)
             self.add(system, f"{prefix}_worker_cpu_us", worker)
+            self.add(system, f"{prefix}_worker_queue_us", worker_queue)
             if server:
                 self.add(system, f"{prefix}_server_cpu_us", server_us)
+                self.add(system, f"{prefix}_server_queue_us", server_queue)
             log(
                 f"{system.key}: per job, {processes} process{'es' if processes > 1 else ''}, "
                 f"run {run + 1}: "
@@ -789,11 +792,17 @@ def _claimed(directory):
 
 
 def _sample(directory, pids, server, threads):
-    """(statement counts, workers' CPU s, the server's CPU s for their connections)."""
+    """Statement counts; workers' CPU s; the server's CPU s for their
+    connections; the seconds the workers' and those server threads waited
+    for a CPU."""
+    workers = [env.thread_schedule_seconds(pid) for pid in pids]
+    on_cpu, queued = env.thread_schedule_seconds(server, threads) if server else (0.0, 0.0)
     return (
         mysql_count.read(directory),
-        env.process_cpu_seconds(pids),
-        env.thread_cpu_seconds(server, threads) if server else 0.0,
+        sum(used for used, _ in workers),
+        on_cpu,
+        sum(waited for _, waited in workers),
+        queued,
     )
 
 
