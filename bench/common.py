@@ -20,6 +20,10 @@ MIXED_MILLIS = (1, 10, 100)
 # How often ``watch`` counts the unfinished jobs while a worker drains.
 # Shorter measures more finely but loads the database the worker uses.
 WATCH_INTERVAL = 0.025
+# A count may take longer than that (MariaDB counts 100,000 queued rows in
+# 15-50 ms here): then the pause after it is this many times the count's
+# own time, so the counting keeps at most a fifth of one server thread.
+WATCH_PAUSE_FACTOR = 4
 
 
 class Adapter:
@@ -113,8 +117,8 @@ def main(adapter, argv=None):
         emit({"remaining": adapter.remaining()})
     elif command == "wait-empty":
         deadline = time.monotonic() + float(args[0])
-        while adapter.remaining() and time.monotonic() < deadline:
-            time.sleep(WATCH_INTERVAL)
+        while _count_and_pause(adapter)[0] and time.monotonic() < deadline:
+            pass
         emit({"remaining": adapter.remaining()})
     elif command == "watch":
         emit(watch(adapter, int(args[0]), float(args[1])))
@@ -122,6 +126,16 @@ def main(adapter, argv=None):
         emit(latency(adapter, int(args[0]), float(args[1]), args[2], float(args[3])))
     else:
         adapter.extra(command, args)
+
+
+def _count_and_pause(adapter):
+    """(remaining, seconds it took), after the pause that should follow the count."""
+    started = time.monotonic()
+    remaining = adapter.remaining()
+    took = time.monotonic() - started
+    if remaining:
+        time.sleep(max(WATCH_INTERVAL, WATCH_PAUSE_FACTOR * took))
+    return remaining, took
 
 
 def _time_one_by_one(adapter, count):
@@ -135,7 +149,8 @@ def _time_one_by_one(adapter, count):
 def watch(adapter, expected, timeout):
     """Time a drain of ``expected`` jobs by counting unfinished ones.
 
-    Prints "ready" once the jobs are all there, then polls. The rate is
+    Prints "ready" once the jobs are all there, then polls (every
+    WATCH_INTERVAL, or longer after a slow count). The rate is
     taken between the first count below ``expected`` and the count of zero,
     so worker start-up (Django, imports, first connection) is not in it.
     A drain so short that it falls between two polls is timed from the last
@@ -149,9 +164,13 @@ def watch(adapter, expected, timeout):
     deadline = time.monotonic() + timeout
     last_full = time.time()  # the last poll at which no job had finished
     first = None
+    pause = WATCH_INTERVAL
     while time.monotonic() < deadline:
+        # Taken before the count: a count sees the rows as they were when
+        # it started, and a slow one ends long after.
+        now, started = time.time(), time.monotonic()
         remaining = adapter.remaining()
-        now = time.time()
+        pause = max(WATCH_INTERVAL, WATCH_PAUSE_FACTOR * (time.monotonic() - started))
         if first is None and remaining < expected:
             # Jobs finished before this poll but after ``last_full``.
             first = (now, remaining) if remaining > 0 else (last_full, expected)
@@ -169,7 +188,7 @@ def watch(adapter, expected, timeout):
                 # A drain of failing jobs would be fast and meaningless.
                 "failed": adapter.failed(),
             }
-        time.sleep(WATCH_INTERVAL)
+        time.sleep(pause)
     if first is None:
         return {"error": f"timeout after {timeout}s with {remaining} jobs left"}
     # Not drained in time: the rate of the part that was, and how much was left.

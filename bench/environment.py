@@ -21,6 +21,8 @@ VENVS = BENCH / ".venvs"
 WORK = Path(os.environ.get("BENCH_WORK_DIR") or BENCH / ".work")
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/djtasks_bench"
+# Databases made here start with djtasks_bench: the test suite's are test_*.
+DEFAULT_MARIADB_URL = "mysql://root@127.0.0.1:3306/djtasks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 DEFAULT_DRAMATIQ_REDIS_URL = "redis://127.0.0.1:6379/8"
 
@@ -44,6 +46,11 @@ VENV_PACKAGES = {
     "dramatiq": ["dramatiq[redis]"],
 }
 
+# The MariaDB driver goes into the djtasks venv apart from its packages: it
+# compiles against the client library (Debian: libmariadb-dev pkg-config),
+# which a machine may lack, and everything else must run without it.
+MYSQL_DRIVER = "mysqlclient>=2.2"
+
 # The distributions whose versions the report names, per venv.
 VERSIONED = {
     "baseline": ["psycopg"],
@@ -53,6 +60,8 @@ VERSIONED = {
     "celery": ["celery", "kombu", "redis"],
     "pgqueuer": ["pgqueuer", "asyncpg", "psycopg"],
     "dramatiq": ["dramatiq", "redis"],
+    "baseline_mariadb": ["mysqlclient"],
+    "djtasks_mariadb": ["djtasks", "django", "mysqlclient"],
 }
 
 
@@ -95,6 +104,33 @@ def ensure_venv(name):
     subprocess.run([*pip, *VENV_PACKAGES[name]], check=True)
     stamp.write_text(wanted)
     return venv_python(name)
+
+
+def ensure_mysql_driver(python):
+    """Install mysqlclient into ``python``'s venv if needed; None, or why it failed."""
+    if imports(python, "MySQLdb"):
+        return None
+    log("installing mysqlclient into the djtasks virtualenv (once)")
+    logs = WORK / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "mysqlclient-install.log", "w") as output:
+        done = subprocess.run(
+            [python, "-m", "pip", "install", "--disable-pip-version-check", MYSQL_DRIVER],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0 or not imports(python, "MySQLdb"):
+        return (
+            "the driver mysqlclient did not install (it needs the MariaDB client library, "
+            f"Debian: libmariadb-dev pkg-config; see {logs / 'mysqlclient-install.log'})"
+        )
+    return None
+
+
+def imports(python, module):
+    done = subprocess.run([python, "-c", f"import {module}"], capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def versions(python, names):
@@ -147,6 +183,103 @@ def pg_admin(python, action, url):
         [python, "-c", _PGADMIN, action, url], capture_output=True, text=True, check=True
     )
     return done.stdout.strip()
+
+
+# -- MariaDB ----------------------------------------------------------------------
+
+_MYSQLADMIN = """
+import json, sys
+from urllib.parse import unquote, urlsplit
+import MySQLdb
+action, url = sys.argv[1], sys.argv[2]
+parts = urlsplit(url)
+name = parts.path.lstrip("/")
+connection = MySQLdb.connect(
+    host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+    user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
+    connect_timeout=5,
+)
+cursor = connection.cursor()
+if action == "version":
+    cursor.execute("SELECT VERSION()")
+    print(cursor.fetchone()[0])
+    sys.exit()
+if action == "threads":
+    # The server's OS thread of each connection to the database (MariaDB 10.5+).
+    cursor.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE DB = %s", [name])
+    print(json.dumps([tid for (tid,) in cursor.fetchall()]))
+    sys.exit()
+# The name is ours (built by run.py), never user input; quote it anyway.
+quoted = "`" + name.replace("`", "``") + "`"
+cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+if action == "create":
+    cursor.execute(f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4")
+"""
+
+
+def mysql_admin(python, action, url):
+    """create (drop first) / drop a database, the server version, or the
+    server threads serving the database's connections (a JSON list)."""
+    done = subprocess.run(
+        [python, "-c", _MYSQLADMIN, action, url], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def db_admin(python, action, url):
+    """pg_admin or mysql_admin, by the URL's scheme."""
+    admin = mysql_admin if url.startswith("mysql") else pg_admin
+    return admin(python, action, url)
+
+
+def server_pid(names=("mariadbd", "mysqld")):
+    """The pid of the local MariaDB server (None: not on this machine)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in names:
+                    return int(entry.name)
+            except OSError:
+                pass
+    return None
+
+
+def thread_cpu_seconds(pid, tids):
+    """CPU time of these threads of process ``pid``."""
+    return thread_schedule_seconds(pid, tids)[0]
+
+
+def thread_schedule_seconds(pid, tids=None):
+    """(seconds on a CPU, seconds runnable but waiting for one) of these
+    threads of process ``pid`` (None: all of them).
+
+    From schedstat, in ns (stat counts 10 ms ticks). The second figure is
+    what a busy machine adds to a thread's time: on two shared cores it
+    tells CPU contention from waiting for locks, disks or the network.
+    """
+    if tids is None:
+        tids = [path.name for path in Path(f"/proc/{pid}/task").glob("*")]
+    on_cpu = waiting = 0
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+        except OSError:
+            continue  # the thread ended (its connection closed)
+        on_cpu += int(fields[0])
+        waiting += int(fields[1])
+    return on_cpu / 1e9, waiting / 1e9
+
+
+def process_cpu_seconds(pids):
+    """User + system CPU of these processes (all their threads)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # -- Redis ----------------------------------------------------------------------

@@ -5,16 +5,20 @@
 
 Starts ``manage.py runworker --processes 1`` (idle), attaches py-spy to the
 worker process, enqueues the jobs in bulk, waits for the drain, and prints:
-the CPU time per job of the worker and of PostgreSQL, and the share of the
-worker's samples in each part of the job's path (claim, run, record, ...).
-The raw py-spy stacks are kept in bench/.work/profile.raw.
+the CPU time per job of the worker and of the database server, and the
+share of the worker's samples in each part of the job's path (claim, run,
+record, ...). The raw py-spy stacks are kept in bench/.work/profile.raw.
 
 Uses the djtasks venv of bench/run.py and the database DATABASE_URL names
-with the suffix ``_profile`` (created and dropped here).
+with the suffix ``_profile`` (created and dropped here). DATABASE_URL may
+be a mysql:// one: on MariaDB the server's CPU is that of the threads
+serving the worker's connections (found once it idles, before the fill),
+so others' load on a shared server is left out.
 """
 
 import argparse
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -28,7 +32,6 @@ import environment as env  # noqa: E402
 from environment import BENCH, WORK, log  # noqa: E402
 
 PROJECT = BENCH / "systems" / "djtasks"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Parts of a job's path, matched against the frames of a sample from the
 # outermost in: the first part whose marker appears in the stack wins, so
@@ -41,8 +44,8 @@ PARTS = [
     ("return value JSON check", ("_json_value",)),
     ("the task itself (no-op)", ("noop (bench_djtasks",)),
     ("rest of Executor.run", ("Executor.run",)),
-    ("claim (SQL + row conversion)", ("claim (djtasks/claim.py",)),
-    ("record (completion SQL)", ("record (djtasks/completion.py",)),
+    ("claim (SQL + row conversion)", ("claim (djtasks/worker/claim.py",)),
+    ("record (completion SQL)", ("record (djtasks/worker/outcomes.py",)),
     ("rest of the claim loop", ("WorkerProcess._work", "ClaimThread.run")),
     ("main thread chores (heartbeat, watchdog)", ("WorkerProcess._watch", "WorkerProcess.run")),
     ("listener thread (NOTIFY)", ("Listener",)),
@@ -50,14 +53,16 @@ PARTS = [
 
 
 def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / CLOCK_TICKS
+    return env.process_cpu_seconds(pids)
+
+
+def server_cpu(python, url):
+    """A function returning the server's CPU seconds for this profile so far."""
+    if not url.startswith("mysql"):
+        return lambda: cpu_seconds(postgres_pids())
+    server = env.server_pid()
+    threads = json.loads(env.mysql_admin(python, "threads", url))
+    return lambda: env.thread_cpu_seconds(server, threads) if server else 0.0
 
 
 def postgres_pids():
@@ -126,7 +131,7 @@ def main(argv=None):
             text=True,
         ).stdout
 
-    env.pg_admin(python, "create", url)
+    env.db_admin(python, "create", url)
     raw = WORK / "profile.raw"
     supervisor = spy_process = None
     try:
@@ -164,14 +169,14 @@ def main(argv=None):
         )
         time.sleep(1)
         log(f"worker pid {worker}; enqueueing {options.jobs:,} jobs")
-        worker_cpu, pg_pids = cpu_seconds([worker]), postgres_pids()
-        pg_cpu = cpu_seconds(pg_pids)
+        server = server_cpu(python, url)
+        worker_cpu, server_cpu_before = cpu_seconds([worker]), server()
         started = time.time()
         driver("fill", options.jobs)
         driver("wait-empty", 600)
         seconds = time.time() - started
         worker_cpu = cpu_seconds([worker]) - worker_cpu
-        pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
+        db_cpu = server() - server_cpu_before
     finally:
         if spy_process is not None:
             spy_process.send_signal(signal.SIGINT)
@@ -179,14 +184,16 @@ def main(argv=None):
         if supervisor is not None:
             os.killpg(supervisor.pid, signal.SIGTERM)
             supervisor.wait(timeout=30)
-        env.pg_admin(python, "drop", url)
+        env.db_admin(python, "drop", url)
     jobs = options.jobs
     print(f"{jobs:,} jobs enqueued and drained in {seconds:.2f} s (fill included)")
     print(f"worker process CPU: {worker_cpu:.2f} s = {worker_cpu / jobs * 1e6:.0f} µs/job")
-    print(
-        f"PostgreSQL CPU (all backends, incl. the enqueue and polling): {pg_cpu:.2f} s "
-        f"= {pg_cpu / jobs * 1e6:.0f} µs/job"
+    what = (
+        "MariaDB CPU (the threads of the worker's connections)"
+        if url.startswith("mysql")
+        else "PostgreSQL CPU (all backends, incl. the enqueue and polling)"
     )
+    print(f"{what}: {db_cpu:.2f} s = {db_cpu / jobs * 1e6:.0f} µs/job")
     total, parts, leaves = classify(raw)
     print(f"\npy-spy samples of the worker (non-idle, all threads): {total}")
     for name, count in parts.most_common(20):

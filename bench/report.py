@@ -11,6 +11,8 @@ START = "<!-- bench:results:start (written by bench/run.py; edits here are lost)
 END = "<!-- bench:results:end -->"
 
 REFERENCE = "baseline-100"
+# The MariaDB systems' figures are ratios to the MariaDB baseline's.
+MARIADB_REFERENCE = "baseline_mariadb-100"
 PEERS = ("dtdb", "procrastinate", "celery", "dramatiq")  # and every pgqueuer-<batch>
 # The mixed load's sleeps (bench/common.py MIXED_MILLIS), for its bound.
 MIXED_MILLIS = (1, 10, 100)
@@ -57,6 +59,73 @@ FIGURES = {
     "drain_quiet_log_rss": ("worker RSS after the quiet-log drain", "MB", None, False),
     "drain_sqlite": ("drain on SQLite, 1 process", "jobs/s", "drain_1", True),
     "drain_sqlite_rss": ("worker RSS after the SQLite drain", "MB", None, False),
+    "latency_tuned_p50": (
+        "enqueue-to-start latency p50, POLL_INTERVAL {tuned}",
+        "ms",
+        "latency_tuned_p50",
+        False,
+    ),
+    "latency_tuned_p95": (
+        "enqueue-to-start latency p95, POLL_INTERVAL {tuned}",
+        "ms",
+        "latency_tuned_p95",
+        False,
+    ),
+    "latency_tuned_p99": (
+        "enqueue-to-start latency p99, POLL_INTERVAL {tuned}",
+        "ms",
+        "latency_tuned_p99",
+        False,
+    ),
+    "idle_default_statements": (
+        "statements per second, idle worker process, POLL_INTERVAL 1.0",
+        "/s",
+        "idle_default_statements",
+        False,
+    ),
+    "idle_default_claims": (
+        "claims per second, idle, POLL_INTERVAL 1.0",
+        "/s",
+        "idle_default_claims",
+        False,
+    ),
+    "idle_tuned_statements": (
+        "statements per second, idle worker process, POLL_INTERVAL {tuned}",
+        "/s",
+        "idle_tuned_statements",
+        False,
+    ),
+    "idle_tuned_claims": (
+        "claims per second, idle, POLL_INTERVAL {tuned}",
+        "/s",
+        "idle_tuned_claims",
+        False,
+    ),
+    "anatomy_round_trips": (
+        "round trips to the server per job (drain of {anatomy} jobs, 1 process)",
+        "/job",
+        "anatomy_round_trips",
+        False,
+    ),
+    "anatomy_wait_us": (
+        "time waiting on the server per job (same drain)",
+        "µs",
+        "anatomy_wait_us",
+        False,
+    ),
+    "anatomy_worker_cpu_us": (
+        "worker processes' CPU per job (same drain)",
+        "µs",
+        "anatomy_worker_cpu_us",
+        False,
+    ),
+    "anatomy_server_cpu_us": (
+        "server CPU per job on the worker's connections (same drain)",
+        "µs",
+        "anatomy_server_cpu_us",
+        False,
+    ),
+    "claim_ms": ("the claim's SELECT of 100 on a full queue (ANALYZE)", "ms", None, False),
 }
 
 
@@ -69,6 +138,8 @@ def fmt(value, unit):
         return f"{value:,.1f}"
     if unit == "s":
         return f"{value:.3f}"
+    if unit in ("/s", "/job"):
+        return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
     return f"{value:.0f}"
 
 
@@ -83,6 +154,14 @@ def ratio(value, reference):
 
 def median(results, key, figure):
     return results.get(key, {}).get(figure, {}).get("median")
+
+
+def on_mariadb(key):
+    return "mariadb" in key
+
+
+def reference_of(key):
+    return MARIADB_REFERENCE if on_mariadb(key) else REFERENCE
 
 
 def peers(results):
@@ -128,6 +207,7 @@ def render(data):
     lines = [START, ""]
     lines += _context(context)
     lines += _summary(context, results)
+    lines += _mariadb(context, results, data.get("notes", {}))
     lines += _mixed(context, results)
     lines += _targets_18(context, results)
     lines += _targets(context, results)
@@ -157,8 +237,7 @@ def _context(context):
         "",
         f"- Machine: {machine['cores']} cores ({machine['cpu']}), "
         f"{machine['memory_gib']} GiB memory, Linux {machine['kernel']}.",
-        f"- PostgreSQL {context.get('postgresql', '–')} and Redis {context.get('redis', '–')} "
-        "on the same machine, stock settings.",
+        f"- {_servers(context)} on the same machine, stock settings.",
         f"- Other load: the cores were {context['busy_before']}% busy in the 2 s before the "
         f"run; load average {load_before} at the start, {load_after} at the end.",
         f"- Each figure: {options['runs']} runs (min / median / max). Drains: "
@@ -179,12 +258,23 @@ def _context(context):
             )
             + "."
         )
+    for key, why in context.get("left_out", {}).items():
+        lines.append(f"- Left out: {key}: {why}.")
     if context.get("djtasks_processes_option") is False:
         lines.append(
             "- `runworker` has no `--processes` option yet: two `runworker` "
             "processes drain the 2-process figure."
         )
     return [*lines, ""]
+
+
+def _servers(context):
+    found = [
+        f"{name} {context[key]}"
+        for name, key in (("PostgreSQL", "postgresql"), ("MariaDB", "mariadb"), ("Redis", "redis"))
+        if context.get(key)
+    ]
+    return ", ".join(found) or "No database server"
 
 
 def _summary(context, results):
@@ -196,7 +286,7 @@ def _summary(context, results):
     reference = results.get(REFERENCE, {})
     for key, label in context["systems"].items():
         figures = results.get(key)
-        if not figures or key.endswith("_sqlite") or "drain_1" not in figures:
+        if not figures or key.endswith("_sqlite") or on_mariadb(key) or "drain_1" not in figures:
             continue
 
         def m(figure, unit="jobs/s", figures=figures):
@@ -215,6 +305,8 @@ def _summary(context, results):
             f"| {label} | {jobs} | {m('enqueue_one')} | {m('enqueue_bulk')} | {m('drain_1')} "
             f"| {m('drain_2')} | {latency} | {rss} |"
         )
+    if len(lines) == 2:
+        return []  # no system of the table was measured (a MariaDB-only run)
     return [
         "Medians, each with its ratio to the plain-psycopg baseline claiming 100 per "
         "statement in the same run (the baseline-100 row is 1.00×; above 1× is faster for "
@@ -223,6 +315,166 @@ def _summary(context, results):
         *lines,
         "",
     ]
+
+
+def _mariadb(context, results, notes):
+    """djtasks on MariaDB: ratios to the MariaDB baseline, the PostgreSQL ones beside."""
+    own = "djtasks_mariadb"
+    if own not in results:
+        return []
+    options = context["options"]
+    tuned = options.get("tuned_poll_interval")
+
+    def cell(key, figure, unit):
+        return fmt(median(results, key, figure), unit)
+
+    def vs(key, figure):
+        return ratio(median(results, key, figure), median(results, reference_of(key), figure))
+
+    rows = [
+        ("enqueue, one by one", "enqueue_one", "jobs/s"),
+        (f"enqueue, bulk of {options['bulk_jobs']:,}", "enqueue_bulk", "jobs/s"),
+        ("drain, 1 worker process", "drain_1", "jobs/s"),
+        ("drain, 2 worker processes", "drain_2", "jobs/s"),
+        ("enqueue-to-start p50 (PostgreSQL: NOTIFY; MariaDB: polls, 1.0 s)", "latency_p50", "ms"),
+        ("enqueue-to-start p99 (same)", "latency_p99", "ms"),
+        (f"enqueue-to-start p50, POLL_INTERVAL {tuned}", "latency_tuned_p50", "ms"),
+        (f"enqueue-to-start p99, POLL_INTERVAL {tuned}", "latency_tuned_p99", "ms"),
+    ]
+    lines = [
+        f"djtasks on MariaDB {context.get('mariadb', '')}, each figure with its ratio to the "
+        "plain-MySQLdb baseline on MariaDB claiming 100 per statement in the same run "
+        "(`bench/systems/baseline_mariadb/driver.py`: `SELECT ... FOR UPDATE SKIP LOCKED`, "
+        "`UPDATE` by key, polling every second when idle); the PostgreSQL figures of this "
+        "run beside them, as ratios to the PostgreSQL baseline. Medians:",
+        "",
+        "| figure | djtasks, MariaDB | × MariaDB baseline-100 | djtasks, PostgreSQL "
+        "| × PostgreSQL baseline-100 | baseline-100, MariaDB | baseline-100, PostgreSQL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, figure, unit in rows:
+        lines.append(
+            f"| {name} | {cell(own, figure, unit)} | {vs(own, figure)} "
+            f"| {cell('djtasks', figure, unit)} | {vs('djtasks', figure)} "
+            f"| {cell(MARIADB_REFERENCE, figure, unit)} | {cell(REFERENCE, figure, unit)} |"
+        )
+    lines.append("")
+    lines += _mariadb_anatomy(context, results)
+    lines += _mariadb_polling(context, results)
+    plan = notes.get(own, {}).get("explain_claim")
+    if plan:
+        lines += [
+            f"The claim's locking `SELECT` of 100 jobs on a queue of {options['jobs']:,} "
+            f"READY ones (`ANALYZE`, in a transaction rolled back): access `{plan['access']}` "
+            f"on `{plan['index']}`, {plan['rows_read']:.0f} rows read, "
+            f"{'a sort' if plan['sorted'] else 'no sort'}, {plan['milliseconds']:.2f} ms.",
+            "",
+        ]
+    return lines
+
+
+def _kinds(figures, prefix):
+    """{statement kind: median} of the figures named ``<prefix>:<kind>``."""
+    return {
+        figure.split(":", 1)[1]: values["median"]
+        for figure, values in figures.items()
+        if figure.startswith(prefix + ":")
+    }
+
+
+def _mariadb_anatomy(context, results):
+    labels = {"djtasks_mariadb": "djtasks", MARIADB_REFERENCE: "baseline-100"}
+    # (system, figure prefix, the drain it explains, column heading)
+    columns = [
+        (key, prefix, drain, f"{labels[key]}, {processes}")
+        for key in labels
+        for prefix, drain, processes in (
+            ("anatomy", "drain_1", "1 process"),
+            ("anatomy2", "drain_2", "2 processes"),
+        )
+        if f"{prefix}_round_trips" in results.get(key, {})
+    ]
+    if not columns:
+        return []
+    jobs = context["options"].get("anatomy_jobs") or 0
+
+    def row(name, figure, unit):
+        cells = " | ".join(
+            fmt(median(results, key, f"{prefix}_{figure}"), unit) for key, prefix, _, _ in columns
+        )
+        return f"| {name} | {cells} |"
+
+    lines = [
+        f"Per job of a drain of {jobs:,} jobs on MariaDB (the queue filled while the idle "
+        "workers ran): what the workers sent the server (counted in them by wrapping "
+        "MySQLdb: `bench/mysql_count.py`), how long they waited for the answers, and the "
+        "CPU of the worker processes and of the server threads serving their connections, "
+        "and how long those threads were runnable but waited for a CPU (`/proc/.../schedstat`; "
+        "the server threads found by `information_schema.PROCESSLIST.TID`). Medians:",
+        "",
+        "| per job | " + " | ".join(heading for *_, heading in columns) + " |",
+        "|---|" + "---|" * len(columns),
+        row("round trips to the server", "round_trips", "/job"),
+    ]
+    kinds = {}
+    for key, prefix, _, _ in columns:
+        for kind in _kinds(results[key], f"{prefix}_count"):
+            kinds.setdefault(kind, None)
+    for kind in kinds:
+        cells = []
+        for key, prefix, _, _ in columns:
+            count = median(results, key, f"{prefix}_count:{kind}")
+            wait = median(results, key, f"{prefix}_wait:{kind}")
+            cells.append("–" if count is None else f"{count:.3f} ({wait:.0f} µs)")
+        lines.append(f"| … `{kind}` (waited) | {' | '.join(cells)} |")
+    lines += [
+        row("time waiting on the server, µs", "wait_us", "µs"),
+        row("worker processes' CPU, µs", "worker_cpu_us", "µs"),
+        row("… their threads runnable, waiting for a CPU, µs", "worker_queue_us", "µs"),
+        row("MariaDB CPU on the workers' connections, µs", "server_cpu_us", "µs"),
+        row("… those server threads waiting for a CPU, µs", "server_queue_us", "µs"),
+    ]
+    drains = []
+    for key, _, drain, _ in columns:
+        rate = median(results, key, drain)
+        drains.append(f"{1e6 / rate:.0f} µs" if rate else "–")
+    lines += [f"| wall time per job of the timed drain (1 / its rate) | {' | '.join(drains)} |", ""]
+    return lines
+
+
+def _mariadb_polling(context, results):
+    keys = [key for key in ("djtasks_mariadb", MARIADB_REFERENCE) if key in results]
+    keys = [key for key in keys if "idle_default_statements" in results[key]]
+    if not keys:
+        return []
+    tuned = context["options"].get("tuned_poll_interval")
+    labels = context["systems"]
+    lines = [
+        "Polling on MariaDB, where a worker has no NOTIFY to wake it: latency of a job "
+        "enqueued into an idle worker, and what one idle worker process sends the server "
+        "per second (all its statements; claims are its locking `SELECT`s). Medians:",
+        "",
+        "| POLL_INTERVAL | system | latency p50 / p99 ms | statements/s | claims/s "
+        "| statements/s by kind |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, interval, latency in (
+        ("default", "1.0 (default)", "latency"),
+        ("tuned", str(tuned), "latency_tuned"),
+    ):
+        for key in keys:
+            figures = results[key]
+            kinds = ", ".join(
+                f"`{kind}` {rate:.1f}" for kind, rate in _kinds(figures, f"idle_{name}").items()
+            )
+            lines.append(
+                f"| {interval} | {labels.get(key, key)} "
+                f"| {fmt(median(results, key, latency + '_p50'), 'ms')} / "
+                f"{fmt(median(results, key, latency + '_p99'), 'ms')} "
+                f"| {fmt(median(results, key, f'idle_{name}_statements'), '/s')} "
+                f"| {fmt(median(results, key, f'idle_{name}_claims'), '/s')} | {kinds} |"
+            )
+    return [*lines, ""]
 
 
 def _mixed(context, results):
@@ -403,27 +655,33 @@ def _targets(context, results):
 
 
 def _details(context, results):
-    history = context["options"]["history_rows"]
-    threads = context["options"].get("threads")
-    reference = results.get(REFERENCE, {})
+    options = context["options"]
+    names = {
+        "history": f"{options['history_rows']:,}",
+        "threads": options.get("threads"),
+        "tuned": options.get("tuned_poll_interval"),
+        "anatomy": f"{options.get('anatomy_jobs') or 0:,}",
+    }
     lines = [
         "Every figure. *× baseline* is the median over the median of the plain-psycopg "
         "baseline claiming 100 jobs per statement, measured in the same run (for the "
-        "djtasks-only rows: over the baseline's 1-process drain). Above 1× is faster for "
-        "rates and slower for latencies.",
+        "djtasks-only rows: over the baseline's 1-process drain; for the MariaDB rows: "
+        "over the plain-MySQLdb baseline's on MariaDB). Above 1× is faster for "
+        "rates and slower for latencies, costs and counts.",
         "",
         "| system | figure | min | median | max | unit | × baseline |",
         "|---|---|---|---|---|---|---|",
     ]
     for key, label in context["systems"].items():
         figures = results.get(key, {})
+        reference = results.get(reference_of(key), {})
         for figure, (name, unit, ref, _higher) in FIGURES.items():
             if figure not in figures:
                 continue
             values = figures[figure]
             ref_value = reference.get(ref, {}).get("median") if ref else None
             lines.append(
-                f"| {label} | {name.format(history=f'{history:,}', threads=threads)} | "
+                f"| {label} | {name.format(**names)} | "
                 f"{fmt(values['min'], unit)} | {fmt(values['median'], unit)} | "
                 f"{fmt(values['max'], unit)} | {unit} | {ratio(values['median'], ref_value)} |"
             )

@@ -10,7 +10,10 @@ this creates and drops (default postgres://postgres@127.0.0.1:5432/djtasks_bench
 gives djtasks_bench_djtasks, djtasks_bench_dtdb, ...). Celery uses REDIS_URL
 (default redis://127.0.0.1:6379/7), Dramatiq DRAMATIQ_REDIS_URL (default
 redis://127.0.0.1:6379/8); only those database numbers are flushed. A
-redis-server is started if none answers and one is installed.
+redis-server is started if none answers and one is installed. djtasks and
+the plain-SQL baseline run on MariaDB too, at --mariadb-url (default
+mysql://root@127.0.0.1:3306/djtasks_bench, the same naming), when it
+answers and the driver mysqlclient installs.
 
 Each system runs in its own virtualenv under bench/.venvs/ (made on first
 use), with its worker started the way its users start it, and with the same
@@ -23,6 +26,7 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -33,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import environment as env  # noqa: E402
+import mysql_count  # noqa: E402
 import report  # noqa: E402
 from environment import BENCH, REPO, WORK, log  # noqa: E402
 
@@ -101,6 +106,14 @@ class System:
         """One worker process running ``threads`` jobs at a time (None: not measured)."""
         return None
 
+    def versions_name(self):
+        """The key of environment.VERSIONED naming what this system runs on."""
+        return self.venv or "djtasks"
+
+    def database_suffix(self):
+        """Appended to the base URL's database name (``<name>_<suffix>``)."""
+        return self.venv or self.key
+
 
 class Baseline(System):
     def __init__(self, batch, venv):
@@ -122,6 +135,40 @@ class Baseline(System):
             return None
         command = [self.python, str(self.directory / "driver.py"), "worker", str(self.batch)]
         return [[*command, str(threads)]]
+
+    def versions_name(self):
+        return "baseline"
+
+    def database_suffix(self):
+        return "baseline"
+
+
+class MariadbSystem(System):
+    """A system on MariaDB: its url is a mysql:// one (see --mariadb-url)."""
+
+    def versions_name(self):
+        return self.key.split("-")[0]
+
+
+class BaselineMariadb(MariadbSystem):
+    """The plain-SQL yardstick on MariaDB: MySQLdb, SKIP LOCKED, polling."""
+
+    def __init__(self, batch, venv):
+        super().__init__(
+            f"baseline_mariadb-{batch}",
+            f"plain MySQLdb on MariaDB, SKIP LOCKED, {batch} per statement, polls",
+            venv,
+            "baseline_mariadb",
+        )
+        self.batch = batch
+        self.slow = batch == 1
+
+    def worker_commands(self, processes):
+        command = [self.python, str(self.directory / "driver.py"), "worker", str(self.batch)]
+        return [command] * processes
+
+    def database_suffix(self):
+        return "baseline"
 
 
 class Djtasks(System):
@@ -155,6 +202,16 @@ class Djtasks(System):
             )
             self._has_processes = "--processes" in done.stdout
         return self._has_processes
+
+
+class DjtasksMariadb(MariadbSystem, Djtasks):
+    def __init__(self, venv):
+        Djtasks.__init__(self, venv)
+        self.key = "djtasks_mariadb"
+        self.label = "djtasks on MariaDB, `manage.py runworker`"
+
+    def mixed_commands(self, threads):
+        return None
 
 
 class Dtdb(System):
@@ -369,6 +426,7 @@ class Bench:
         self.results = {}  # system key -> figure -> [values]
         self.errors = {}  # system key -> message
         self.labels = {}  # system key -> label, in the order measured
+        self.notes = {}  # system key -> what is not a figure (a query plan)
 
     def add(self, system, figure, value):
         self.labels.setdefault(system.key, system.label)
@@ -470,11 +528,11 @@ class Bench:
                 f"RSS {', '.join(f'{size:.0f}' for size in rss)} MB"
             )
 
-    def latency(self, system):
+    def latency(self, system, figure="latency", **worker_env):
         options = self.options
         system.driver("reset")
         path = WORK / f"probes-{system.key}.txt"
-        with Workers(system, 1):
+        with Workers(system, 1, **worker_env):
             for run in range(options.runs):
                 answer = system.driver(
                     "latency",
@@ -484,9 +542,9 @@ class Bench:
                     options.timeout,
                 )
                 for name in ("p50", "p95", "p99"):
-                    self.add(system, f"latency_{name}", answer[name])
+                    self.add(system, f"{figure}_{name}", answer[name])
                 log(
-                    f"{system.key}: latency run {run + 1}: p50 {answer['p50']:.1f} ms, "
+                    f"{system.key}: {figure} run {run + 1}: p50 {answer['p50']:.1f} ms, "
                     f"p99 {answer['p99']:.1f} ms"
                 )
 
@@ -588,6 +646,168 @@ class Bench:
                 sqlite_system, "drain on SQLite", self.drain, sqlite_system, 1, "drain_sqlite"
             )
 
+    # -- MariaDB: polling, statements, CPU per job -------------------------------------
+
+    def mariadb_extras(self, system):
+        """What its polling costs a MariaDB system, and what bounds its drain."""
+        tuned = str(self.options.tuned_poll_interval)
+        self.guarded(
+            system,
+            "latency, tuned POLL_INTERVAL",
+            self.latency,
+            system,
+            "latency_tuned",
+            BENCH_POLL_INTERVAL=tuned,
+        )
+        for name, interval in (("default", None), ("tuned", tuned)):
+            self.guarded(
+                system,
+                f"idle statements, {name} POLL_INTERVAL",
+                self.idle_statements,
+                system,
+                name,
+                interval,
+            )
+        # The smoke keeps to one process: the second adds seconds, not code.
+        counts = ((1, "anatomy"),) if self.options.smoke else ((1, "anatomy"), (2, "anatomy2"))
+        for processes, prefix in counts:
+            self.guarded(
+                system,
+                f"statements and CPU per job, {processes} processes",
+                self.anatomy,
+                system,
+                processes,
+                prefix,
+            )
+        if isinstance(system, Djtasks):
+            self.guarded(system, "EXPLAIN of the claim", self.explain, system)
+
+    def count_dir(self, system, name):
+        """A fresh directory for bench/mysql_count.py's files."""
+        directory = WORK / "counts" / f"{system.key}-{name}"
+        shutil.rmtree(directory, ignore_errors=True)
+        return directory
+
+    def wait_for_claims(self, directory, workers, processes=1):
+        """Wait until each worker process has claimed: connected, and idle after it."""
+        deadline = time.monotonic() + self.options.timeout
+        while len(_claimed(directory)) < processes:
+            if not workers.alive():
+                raise RuntimeError(f"a worker process exited: see {WORK / 'logs'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker made no claim")
+            time.sleep(0.05)
+
+    def idle_statements(self, system, name, interval):
+        """What one idle worker process sends the server per second, by kind."""
+        environ = {"BENCH_POLL_INTERVAL": interval} if interval else {}
+        for run in range(self.options.runs):
+            directory = self.count_dir(system, f"idle-{name}")
+            system.driver("reset")
+            with Workers(system, 1, BENCH_COUNT_DIR=str(directory), **environ) as workers:
+                self.wait_for_claims(directory, workers)
+                # Past the statements of the start-up.
+                time.sleep(min(1.0, self.options.idle_seconds / 2))
+                before, started = mysql_count.read(directory), time.monotonic()
+                time.sleep(self.options.idle_seconds)
+                counted = mysql_count.difference(mysql_count.read(directory), before)
+                seconds = time.monotonic() - started
+            for kind, (count, _) in counted.items():
+                self.add(system, f"idle_{name}:{kind}", count / seconds)
+            total = sum(count for count, _ in counted.values()) / seconds
+            claims = counted.get("SELECT ... FOR UPDATE", (0, 0))[0] / seconds
+            self.add(system, f"idle_{name}_statements", total)
+            self.add(system, f"idle_{name}_claims", claims)
+            log(
+                f"{system.key}: idle, {name} POLL_INTERVAL, run {run + 1}: "
+                f"{total:.1f} statements/s, {claims:.1f} claims/s"
+            )
+
+    def anatomy(self, system, processes, prefix):
+        """Per job of a drain: statements, time waiting on them, CPU (``<prefix>_*``).
+
+        The worker starts on an empty table; once it idles, the server
+        threads of its connections are the only ones on the database (the
+        fill and the wait for the drain come after, on connections of their
+        own), so their CPU is what the server did for this worker, whatever
+        else the shared server does.
+        """
+        jobs = self.options.anatomy_jobs
+        server = env.server_pid()
+        for run in range(self.options.runs):
+            directory = self.count_dir(system, "drain")
+            system.driver("reset")
+            with Workers(system, processes, BENCH_COUNT_DIR=str(directory)) as workers:
+                self.wait_for_claims(directory, workers, processes)
+                time.sleep(0.5)
+                threads = json.loads(env.mysql_admin(system.python, "threads", system.url))
+                sample = (directory, workers.pids(), server, threads)
+                before = _sample(*sample)
+                system.driver("fill", jobs, timeout=1800)
+                left = system.driver("wait-empty", self.options.timeout)["remaining"]
+                # The workers write their counts every WRITE_INTERVAL.
+                time.sleep(3 * mysql_count.WRITE_INTERVAL)
+                after = _sample(*sample)
+            if left:
+                raise RuntimeError(f"{left} of {jobs} jobs not drained within --timeout")
+            counted = mysql_count.difference(after[0], before[0])
+            for kind, (count, seconds) in counted.items():
+                self.add(system, f"{prefix}_count:{kind}", count / jobs)
+                self.add(system, f"{prefix}_wait:{kind}", seconds / jobs * 1e6)
+            round_trips = sum(count for count, _ in counted.values()) / jobs
+            waited = sum(seconds for _, seconds in counted.values()) / jobs * 1e6
+            worker, server_us, worker_queue, server_queue = (
+                (after[index] - before[index]) / jobs * 1e6 for index in (1, 2, 3, 4)
+            )
+            self.add(system, f"{prefix}_round_trips", round_trips)
+            self.add(system, f"{prefix}_wait_us", waited)
+            self.add(system, f"{prefix}_worker_cpu_us", worker)
+            self.add(system, f"{prefix}_worker_queue_us", worker_queue)
+            if server:
+                self.add(system, f"{prefix}_server_cpu_us", server_us)
+                self.add(system, f"{prefix}_server_queue_us", server_queue)
+            log(
+                f"{system.key}: per job, {processes} process{'es' if processes > 1 else ''}, "
+                f"run {run + 1}: "
+                f"{round_trips:.2f} round trips ({waited:.0f} µs waited), "
+                f"worker CPU {worker:.0f} µs, server CPU {server_us:.0f} µs"
+            )
+
+    def explain(self, system):
+        """The plan and one timed run of the claim's SELECT on a full queue."""
+        system.driver("reset")
+        system.driver("fill", self.options.jobs, timeout=1800)
+        answer = system.driver("explain-claim", 100)
+        system.driver("reset")
+        self.notes.setdefault(system.key, {})["explain_claim"] = answer
+        if answer.get("milliseconds") is not None:
+            self.add(system, "claim_ms", answer["milliseconds"])
+        log(f"{system.key}: claim of 100: {answer}")
+
+
+def _claimed(directory):
+    """The count files of the processes that made a claim."""
+    return [
+        path
+        for path in Path(directory).glob("*.json")
+        if mysql_count.read_file(path).get("SELECT ... FOR UPDATE", (0, 0))[0]
+    ]
+
+
+def _sample(directory, pids, server, threads):
+    """Statement counts; workers' CPU s; the server's CPU s for their
+    connections; the seconds the workers' and those server threads waited
+    for a CPU."""
+    workers = [env.thread_schedule_seconds(pid) for pid in pids]
+    on_cpu, queued = env.thread_schedule_seconds(server, threads) if server else (0.0, 0.0)
+    return (
+        mysql_count.read(directory),
+        sum(used for used, _ in workers),
+        on_cpu,
+        sum(waited for _, waited in workers),
+        queued,
+    )
+
 
 def median_of(results, key, figure):
     values = results.get(key, {}).get(figure)
@@ -605,18 +825,56 @@ def summarize(values):
 
 # -- main -------------------------------------------------------------------------------
 
+ALL_SYSTEMS = (
+    "baseline",
+    "djtasks",
+    "baseline_mariadb",
+    "djtasks_mariadb",
+    "pgqueuer",
+    "dramatiq",
+    "dtdb",
+    "procrastinate",
+    "celery",
+)
+# What --smoke can run on this checkout's interpreter, without a venv.
+SMOKE_SYSTEMS = {"djtasks", "djtasks_mariadb", "baseline_mariadb"}
+MARIADB_SYSTEMS = ("baseline_mariadb", "djtasks_mariadb")
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="djtasks only, tiny N, no virtualenvs (the test suite runs this)",
+        help="djtasks only (or --systems among djtasks, djtasks_mariadb, baseline_mariadb), "
+        "tiny N, no virtualenvs (the test suite runs this)",
     )
     parser.add_argument(
         "--systems",
-        default="baseline,djtasks,pgqueuer,dramatiq,dtdb,procrastinate,celery",
-        help="comma-separated subset (default: all)",
+        help=f"comma-separated subset (default: all: {','.join(ALL_SYSTEMS)}; "
+        "the MariaDB ones when MariaDB answers and mysqlclient installs)",
+    )
+    parser.add_argument(
+        "--mariadb-url",
+        default=env.DEFAULT_MARIADB_URL,
+        help="the MariaDB server and base database name for baseline_mariadb and "
+        f"djtasks_mariadb (default {env.DEFAULT_MARIADB_URL})",
+    )
+    parser.add_argument(
+        "--tuned-poll-interval",
+        type=float,
+        default=0.1,
+        help="the POLL_INTERVAL measured beside the default 1.0 on MariaDB (0.1)",
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        help="seconds an idle MariaDB worker's statements are counted (5; smoke 1)",
+    )
+    parser.add_argument(
+        "--anatomy-jobs",
+        type=int,
+        help="jobs of the MariaDB drain whose statements and CPU are counted (20000)",
     )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3; smoke 1)")
     parser.add_argument("--jobs", type=int, help="jobs per drain (default 100000)")
@@ -671,6 +929,8 @@ def parse_args(argv):
         "latency_jobs": (10, 200),
         "history_rows": (1_000, 1_000_000),
         "timeout": (60, 600),
+        "idle_seconds": (1.0, 5.0),
+        "anatomy_jobs": (200, 20_000),
     }
     for name, (small, full) in defaults.items():
         if getattr(options, name) is None:
@@ -678,27 +938,38 @@ def parse_args(argv):
     if options.output is None:
         options.output = str(WORK / "smoke.md" if smoke else REPO / "docs" / "benchmarks.md")
     if smoke:
-        options.systems = "djtasks"
+        options.systems = options.systems or "djtasks"
         options.latency_interval = min(options.latency_interval, 0.02)
-    options.systems = [name.strip() for name in options.systems.split(",") if name.strip()]
+    options.systems = [
+        name.strip() for name in (options.systems or ",".join(ALL_SYSTEMS)).split(",")
+    ]
+    options.systems = [name for name in options.systems if name]
+    if smoke and set(options.systems) - SMOKE_SYSTEMS:
+        parser.error(f"--smoke measures only {', '.join(sorted(SMOKE_SYSTEMS))}")
     options.pgqueuer_batches = [int(value) for value in options.pgqueuer_batches.split(",")]
     return options
 
 
-def build_systems(options, base_url):
-    """The systems to measure, with their venvs installed and databases made."""
+def build_systems(options, base_url, left_out):
+    """The systems to measure, with their venvs installed and their URLs set.
+
+    Those that cannot run here are left out, with the reason in ``left_out``.
+    """
+    wanted = options.systems
     systems = []
     if options.smoke:
-        djtasks = Djtasks(None)
-        djtasks.python = sys.executable
-        systems.append(djtasks)
+        if "djtasks" in wanted:
+            systems.append(Djtasks(None))
+        systems += mariadb_systems(wanted, None, batches=(100,))
+        for system in systems:
+            system.python = sys.executable
     else:
         djtasks_python = env.ensure_venv("djtasks")
-        wanted = options.systems
         if "baseline" in wanted:
             systems += [Baseline(1, "djtasks"), Baseline(100, "djtasks")]
         if "djtasks" in wanted:
             systems.append(Djtasks("djtasks"))
+        systems += mariadb_systems(wanted, "djtasks", batches=(1, 100))
         if "pgqueuer" in wanted:
             systems.append(PgQueuer(PgQueuer.DEFAULT_BATCH, "pgqueuer"))
         if "dramatiq" in wanted:
@@ -713,18 +984,52 @@ def build_systems(options, base_url):
             system.python = (
                 djtasks_python if system.venv == "djtasks" else env.ensure_venv(system.venv)
             )
+    mariadb = [system for system in systems if isinstance(system, MariadbSystem)]
+    why = mariadb and mariadb_unusable(mariadb[0].python, options)
+    if why:
+        log(f"{', '.join(system.key for system in mariadb)} left out: {why}")
+        left_out.update({system.key: why for system in mariadb})
+        systems = [system for system in systems if not isinstance(system, MariadbSystem)]
+    # Smoke runs may overlap (test suites of several checkouts): give each
+    # its own databases.
+    prefix = f"smoke{os.getpid()}_" if options.smoke else ""
     for system in systems:
         if isinstance(system, RedisSystem):
             system.url = system.redis_url()
+        elif isinstance(system, MariadbSystem):
+            system.url = env.database_url(options.mariadb_url, prefix + system.database_suffix())
         elif base_url.startswith("sqlite"):
             system.url = base_url
         else:
-            suffix = "baseline" if isinstance(system, Baseline) else system.venv or system.key
-            # Smoke runs may overlap (test suites of several checkouts): give
-            # each its own databases.
-            prefix = f"smoke{os.getpid()}_" if options.smoke else ""
-            system.url = env.database_url(base_url, prefix + suffix)
+            system.url = env.database_url(base_url, prefix + system.database_suffix())
     return systems
+
+
+def mariadb_systems(wanted, venv, batches):
+    systems = []
+    if "baseline_mariadb" in wanted:
+        systems += [BaselineMariadb(batch, venv) for batch in batches]
+    if "djtasks_mariadb" in wanted:
+        systems.append(DjtasksMariadb(venv))
+    return systems
+
+
+def mariadb_unusable(python, options):
+    """Why the MariaDB systems cannot run here (None: they can)."""
+    if options.smoke:
+        # The test suite's interpreter: its MariaDB legs install the driver.
+        if not env.imports(python, "MySQLdb"):
+            return f"{python} has no MySQLdb (pip install mysqlclient)"
+    else:
+        why = env.ensure_mysql_driver(python)
+        if why:
+            return why
+    try:
+        env.mysql_admin(python, "version", options.mariadb_url)
+    except subprocess.CalledProcessError as error:
+        last = (error.stderr.strip().splitlines() or ["?"])[-1]
+        return f"no MariaDB answers at {options.mariadb_url} ({last})"
+    return None
 
 
 def sqlite_variant(djtasks, options):
@@ -761,32 +1066,41 @@ def main(argv=None):
         "command": "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "options": {key: value for key, value in vars(options).items() if key != "output"},
     }
-    systems = build_systems(options, base_url)
+    left_out = context["left_out"] = {}
+    systems = build_systems(options, base_url, left_out)
     redis_process = None
     redis = [system for system in systems if isinstance(system, RedisSystem)]
     if redis:
         usable, redis_process = env.ensure_redis(redis[0].url)
         if not usable:
             log("no Redis and no redis-server: Celery and Dramatiq are left out")
+            left_out.update({system.key: "no Redis and no redis-server" for system in redis})
             systems = [system for system in systems if not isinstance(system, RedisSystem)]
             redis = []
-    # The djtasks venv (made in every full run) has psycopg for pg_admin.
+    # The djtasks venv (made in every full run) has psycopg for pg_admin;
+    # a MariaDB system's own python has MySQLdb.
     pg_python = next(
         (system.python for system in systems if system.venv in (None, "djtasks")),
         env.venv_python("djtasks"),
     )
-    postgres = [system for system in systems if system.url.startswith("postgres")]
+    admins = {}  # database URL -> the python that creates and drops it
+    for system in systems:
+        if system.url.startswith(("postgres", "mysql")):
+            python = system.python if isinstance(system, MariadbSystem) else pg_python
+            admins.setdefault(system.url, python)
     bench = Bench(options)
     try:
-        for url in dict.fromkeys(system.url for system in postgres):
-            env.pg_admin(pg_python, "create", url)
-        if postgres:
-            context["postgresql"] = env.pg_admin(pg_python, "version", postgres[0].url)
+        for url, python in admins.items():
+            env.db_admin(python, "create", url)
+        for name, scheme in (("postgresql", "postgres"), ("mariadb", "mysql")):
+            first = next((url for url in admins if url.startswith(scheme)), None)
+            if first:
+                context[name] = env.db_admin(admins[first], "version", first)
         if redis:
             context["redis"] = env.redis_version(redis[0].url)
         context["versions"] = {}
         for system in systems:
-            name = "baseline" if isinstance(system, Baseline) else system.venv or "djtasks"
+            name = system.versions_name()
             if name not in context["versions"]:
                 context["versions"][name] = env.versions(system.python, env.VERSIONED[name])
         for system in systems:
@@ -794,17 +1108,19 @@ def main(argv=None):
             if isinstance(system, PgQueuer):
                 # The scan's systems report under their own keys (bench.labels).
                 bench.pgqueuer_scan(system, options.pgqueuer_batches)
-                continue
-            if isinstance(system, Djtasks):
+            elif isinstance(system, MariadbSystem):
+                if not system.slow:  # baseline_mariadb-100 and djtasks_mariadb
+                    bench.mariadb_extras(system)
+            elif isinstance(system, Djtasks):
                 sqlite = None if options.no_sqlite else sqlite_variant(system, options)
                 if sqlite is not None and system.url.startswith("sqlite"):
                     sqlite = None  # the main run was on SQLite already
                 bench.djtasks_extras(system, sqlite)
     finally:
         if not options.keep_databases:
-            for url in dict.fromkeys(system.url for system in postgres):
+            for url, python in admins.items():
                 try:
-                    env.pg_admin(pg_python, "drop", url)
+                    env.db_admin(python, "drop", url)
                 except subprocess.CalledProcessError as error:
                     log(f"could not drop {url}: {error.stderr}")
         if redis_process is not None:
@@ -821,7 +1137,13 @@ def main(argv=None):
         key: {figure: summarize(values) for figure, values in figures.items()}
         for key, figures in bench.results.items()
     }
-    data = {"context": context, "results": summary, "raw": bench.results, "errors": bench.errors}
+    data = {
+        "context": context,
+        "results": summary,
+        "raw": bench.results,
+        "errors": bench.errors,
+        "notes": bench.notes,
+    }
     (WORK / ("smoke.json" if options.smoke else "results.json")).write_text(
         json.dumps(data, indent=2)
     )

@@ -1,8 +1,9 @@
 """The benchmark's smoke mode still runs, so bench/run.py cannot rot.
 
 It starts real ``manage.py runworker`` processes against the test run's
-database server (DATABASE_URL) or a SQLite file; figures are not asserted
-(speed is not tested), only that every step produced them.
+database server (DATABASE_URL) or a SQLite file, and on the MariaDB legs
+the MariaDB systems too; figures are not asserted (speed is not tested),
+only that every step produced them.
 """
 
 import json
@@ -58,6 +59,49 @@ def test_bench_smoke_measures_every_figure(tmp_path):
     text = report.read_text()
     assert "| djtasks, `manage.py runworker` |" in text
     assert "djtasks against the targets of issue 6" in text
+
+
+# What the MariaDB systems measure besides SMOKE_FIGURES (djtasks' RSS aside).
+MARIADB_FIGURES = (
+    "latency_tuned_p50",
+    "latency_tuned_p99",
+    "idle_tuned_statements",
+    "idle_tuned_claims",
+    "anatomy_round_trips",
+)
+
+
+@pytest.mark.mysql
+def test_bench_smoke_on_mariadb(tmp_path):
+    report = tmp_path / "benchmarks.md"
+    # The test run's server, under the benchmark's own database names
+    # (djtasks_bench_smoke<pid>_...), never the test_* ones of the suite.
+    url = database_url({**connection.settings_dict, "NAME": "djtasks_bench"})
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)]
+        + ["--systems", "baseline_mariadb,djtasks_mariadb", "--mariadb-url", url],
+        cwd=ROOT,
+        env=dict(os.environ, BENCH_WORK_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    assert data["errors"] == {}
+    assert data["context"]["left_out"] == {}
+    for key in ("baseline_mariadb-100", "djtasks_mariadb"):
+        figures = data["results"][key]
+        for figure in SMOKE_FIGURES + MARIADB_FIGURES:
+            assert figures[figure]["median"] > 0, (key, figure)
+        # Counted even when an idle second held no claim.
+        assert "idle_default_statements" in figures
+    assert data["notes"]["djtasks_mariadb"]["explain_claim"]["index"] == "djtasks_job_ready"
+    text = report.read_text()
+    assert "| enqueue, one by one |" in text  # the MariaDB table
+    assert "Polling on MariaDB" in text
 
 
 @pytest.mark.postgresql

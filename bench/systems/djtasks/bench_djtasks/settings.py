@@ -1,15 +1,20 @@
 """Production-like settings: DEBUG off, persistent connections.
 
-DATABASE_URL picks PostgreSQL or SQLite. BENCH_QUIET_TASK_LOG=1 raises the
-django.tasks logger to WARNING, to measure what its per-task INFO lines cost.
+DATABASE_URL picks PostgreSQL, MariaDB (mysql://, Django's default READ
+COMMITTED) or SQLite. BENCH_QUIET_TASK_LOG=1 raises the django.tasks logger
+to WARNING, to measure what its per-task INFO lines cost.
 BENCH_PREPARE_THRESHOLD=N sets psycopg's prepare_threshold (Django leaves it
 None: no prepared statements), to measure what preparing saves an enqueue.
+BENCH_POLL_INTERVAL sets DJTASKS["POLL_INTERVAL"] (the polling latency on
+MariaDB); BENCH_COUNT_DIR counts the statements sent to MariaDB
+(bench/mysql_count.py).
 """
 
 import os
 from importlib.util import find_spec
 
 import environ
+import mysql_count
 
 env = environ.Env()
 
@@ -38,12 +43,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = None
-    if os.environ.get("BENCH_PREPARE_THRESHOLD"):
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+        mysql_count.install()
+    elif os.environ.get("BENCH_PREPARE_THRESHOLD"):
         DATABASES["default"]["OPTIONS"] = {
             "prepare_threshold": int(os.environ["BENCH_PREPARE_THRESHOLD"])
         }
 
 TASKS = {"default": {"BACKEND": "djtasks.backend.DatabaseBackend"}}
+
+if os.environ.get("BENCH_POLL_INTERVAL"):
+    DJTASKS = {"POLL_INTERVAL": float(os.environ["BENCH_POLL_INTERVAL"])}
 
 if os.environ.get("BENCH_QUIET_TASK_LOG"):
     LOGGING = {

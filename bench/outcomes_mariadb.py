@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""What writing a batch's outcomes costs djtasks on MariaDB, two ways.
+
+    python bench/outcomes_mariadb.py [--rounds 5] [--batches 30]
+
+On MariaDB djtasks writes the outcomes of a batch with ``executemany()`` of
+one ``UPDATE``, which MySQLdb sends as one statement per outcome (it folds
+only ``INSERT ... VALUES`` into one statement). This claims batches of 100
+no-op jobs with djtasks' own ``claim()`` and writes their outcomes either
+with djtasks' ``record()`` or with one ``UPDATE`` joined to ``JSON_TABLE``
+over a JSON array of the outcomes (MariaDB 10.6+, MySQL 8), the same
+columns and guards, alternating the two ways round by round on the same
+table. Timed: the writes alone (with their commits), per job, and the CPU
+the server thread of the connection spent on them (``/proc``).
+
+Uses the djtasks venv of bench/run.py and the MariaDB server of
+--mariadb-url, in a database of its own (``<name>_outcomes``, created and
+dropped here).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import environment as env  # noqa: E402
+from environment import BENCH, log  # noqa: E402
+
+PROJECT = BENCH / "systems" / "djtasks"
+BATCH = 100
+
+# djtasks' MYSQL statement (djtasks.worker.outcomes) for many rows at once.
+# The SET clauses read only the outcome and columns no clause before them
+# sets: MariaDB applies a multi-table UPDATE's assignments left to right.
+ONE_STATEMENT = """
+UPDATE djtasks_job AS job
+JOIN JSON_TABLE(%s, '$[*]' COLUMNS (
+    id char(32) PATH '$.id',
+    status varchar(16) PATH '$.status',
+    finished_at datetime(6) PATH '$.finished_at',
+    return_value longtext PATH '$.return_value',
+    error longtext PATH '$.error',
+    available_at datetime(6) PATH '$.available_at',
+    attempt int PATH '$.attempt'
+)) AS outcome ON job.id = outcome.id
+SET job.finished_at = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
+                           THEN NOW(6) ELSE outcome.finished_at END,
+    job.status = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
+                      THEN 'CANCELLED' ELSE outcome.status END,
+    job.return_value = outcome.return_value,
+    job.errors = CASE WHEN outcome.error IS NULL THEN job.errors
+                      ELSE JSON_ARRAY_APPEND(job.errors, '$', JSON_EXTRACT(outcome.error, '$')) END,
+    job.available_at = COALESCE(outcome.available_at, job.available_at)
+WHERE job.worker_id = %s AND job.status = 'RUNNING'
+    AND (outcome.attempt IS NULL OR job.attempts = outcome.attempt)
+"""
+
+
+def inner(rounds, batches):
+    """In the djtasks venv: the measurement itself."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_djtasks.settings")
+    django.setup()
+    from bench_djtasks.tasks import noop
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    import djtasks
+    from djtasks.models import Job
+    from djtasks.worker.claim import claim
+    from djtasks.worker.outcomes import Outcome, _return_json, record
+
+    call_command("migrate", verbosity=0)
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()")
+        tid = cursor.fetchone()[0]
+    server = env.server_pid()
+
+    def one_statement(worker_id, outcomes):
+        rows = [
+            {
+                "id": outcome.job_id.hex,
+                "status": outcome.status,
+                "finished_at": adapt(outcome.finished_at),
+                "return_value": _return_json(outcome),
+                "error": None if outcome.error is None else json.dumps(outcome.error),
+                "available_at": adapt(outcome.available_at),
+                "attempt": outcome.attempt,
+            }
+            for outcome in outcomes
+        ]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(ONE_STATEMENT, [json.dumps(rows), worker_id])
+
+    ways = {
+        "record(): one UPDATE per outcome": lambda worker_id, outcomes: record(
+            "default", worker_id, outcomes
+        ),
+        "one UPDATE ... JOIN JSON_TABLE per batch": one_statement,
+    }
+    figures = {name: {"us": [], "cpu": []} for name in ways}
+    for round_ in range(rounds):
+        for name, write in ways.items():
+            Job.objects.all().delete()
+            djtasks.bulk_enqueue(noop, [((), {})] * (batches * BATCH))
+            worker_id = f"outcomes-{round_}"
+            seconds = cpu = 0
+            for _ in range(batches):
+                jobs = claim("default", worker_id, ["default"], BATCH, timezone.now())
+                outcomes = [
+                    Outcome(job.id, "SUCCESSFUL", timezone.now(), None, attempt=job.attempts)
+                    for job in jobs
+                ]
+                cpu_before, started = env.thread_cpu_seconds(server, [tid]), time.perf_counter()
+                write(worker_id, outcomes)
+                seconds += time.perf_counter() - started
+                cpu += env.thread_cpu_seconds(server, [tid]) - cpu_before
+            done = Job.objects.filter(status="SUCCESSFUL").count()
+            if done != batches * BATCH:
+                raise SystemExit(f"{name}: {done} of {batches * BATCH} jobs written")
+            jobs_written = batches * BATCH
+            figures[name]["us"].append(seconds / jobs_written * 1e6)
+            figures[name]["cpu"].append(cpu / jobs_written * 1e6)
+            log(
+                f"round {round_ + 1}, {name}: {figures[name]['us'][-1]:.0f} µs/job, "
+                f"server CPU {figures[name]['cpu'][-1]:.0f} µs/job"
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + ONE_STATEMENT, ["[]", "x"])
+        plan = [row[2:6] + row[9:] for row in cursor.fetchall()]
+    print(f"{rounds} rounds of {batches} batches of {BATCH} no-op jobs; medians (min–max):")
+    for name, found in figures.items():
+        us, cpu = found["us"], found["cpu"]
+        print(
+            f"  {name}: {statistics.median(us):.0f} µs/job ({min(us):.0f}–{max(us):.0f}), "
+            f"server CPU {statistics.median(cpu):.0f} µs/job ({min(cpu):.0f}–{max(cpu):.0f})"
+        )
+    print(f"plan of the one-statement UPDATE: {plan}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=30, help="batches of 100 per round")
+    parser.add_argument("--mariadb-url", default=env.DEFAULT_MARIADB_URL)
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.inner:
+        return inner(options.rounds, options.batches)
+    python = env.ensure_venv("djtasks")
+    why = env.ensure_mysql_driver(python)
+    if why:
+        raise SystemExit(why)
+    url = env.database_url(options.mariadb_url, "outcomes")
+    environ = dict(os.environ, DATABASE_URL=url)
+    environ["PYTHONPATH"] = os.pathsep.join([str(BENCH), str(PROJECT)])
+    environ.pop("DJANGO_SETTINGS_MODULE", None)
+    env.mysql_admin(python, "create", url)
+    try:
+        subprocess.run(
+            [python, __file__, "--inner", "--rounds", str(options.rounds)]
+            + ["--batches", str(options.batches)],
+            cwd=PROJECT,
+            env=environ,
+            check=True,
+        )
+    finally:
+        env.mysql_admin(python, "drop", url)
+
+
+if __name__ == "__main__":
+    main()
