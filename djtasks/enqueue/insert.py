@@ -197,7 +197,7 @@ def _insert_mysql(cursor, connection, rows):
     into the statement) but refuse a statement longer than
     max_allowed_packet, so rows are grouped by their size.
     """
-    budget = _statement_budget(connection)
+    budget = statement_budget(connection)
     chunk, size = [], 0
     for row in rows:
         values = _prepared_row(connection, row)
@@ -218,7 +218,7 @@ def _execute_values(cursor, prepared_rows):
     cursor.execute(f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES {placeholders}", params)
 
 
-def _statement_budget(connection) -> int:
+def statement_budget(connection) -> int:
     """Bytes a statement may take: half the server's max_allowed_packet (read once)."""
     budget = getattr(connection, "_djtasks_statement_budget", None)
     if budget is None:

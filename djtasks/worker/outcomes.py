@@ -9,6 +9,7 @@ from datetime import datetime
 from django.db import connections, transaction
 from django.utils import timezone
 
+from djtasks.enqueue.insert import statement_budget
 from djtasks.models import Job
 from djtasks.workflows import next_steps
 
@@ -82,6 +83,38 @@ WHERE id = %s AND worker_id = %s AND status = 'RUNNING'
 MYSQL = SQLITE.replace(
     "json_insert(errors, '$[#]', json(%s))", "JSON_ARRAY_APPEND(errors, '$', JSON_EXTRACT(%s, '$'))"
 )
+# For a batch there, one UPDATE joined to the outcomes read as a table
+# (JSON_TABLE: MariaDB 10.6+, MySQL 8.0.4+), as on PostgreSQL: executemany()
+# sent an UPDATE per outcome (MySQLdb folds only INSERTs into one statement),
+# and those round trips were most of the server's CPU per job of a drain
+# (docs/benchmarks.md). A multi-table UPDATE assigns left to right, each
+# clause seeing the columns assigned before it: no clause here reads a
+# column another one sets. The ids are 32 hex digits, which meet the primary
+# key by index with both of Django's id columns there (MariaDB 10.7+'s UUID
+# type, CHAR(32) elsewhere). The index is forced: the optimizer would read
+# the RUNNING rows by status first, locking other workers' rows on the way.
+MYSQL_BATCH = f"""
+UPDATE {TABLE} AS job FORCE INDEX (PRIMARY)
+JOIN JSON_TABLE(%s, '$[*]' COLUMNS (
+    id char(32) PATH '$.id',
+    status varchar(16) PATH '$.status',
+    finished_at datetime(6) PATH '$.finished_at',
+    return_value longtext PATH '$.return_value',
+    error longtext PATH '$.error',
+    available_at datetime(6) PATH '$.available_at',
+    attempt int PATH '$.attempt'
+)) AS outcome ON job.id = outcome.id
+SET job.status = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
+                      THEN 'CANCELLED' ELSE outcome.status END,
+    job.finished_at = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
+                           THEN %s ELSE outcome.finished_at END,
+    job.return_value = outcome.return_value,
+    job.errors = CASE WHEN outcome.error IS NULL THEN job.errors
+                      ELSE JSON_ARRAY_APPEND(job.errors, '$', JSON_EXTRACT(outcome.error, '$')) END,
+    job.available_at = COALESCE(outcome.available_at, job.available_at)
+WHERE job.worker_id = %s AND job.status = 'RUNNING'
+    AND (outcome.attempt IS NULL OR job.attempts = outcome.attempt)
+"""
 # They have no RETURNING either: a written step is read back by its key.
 _MYSQL_WRITTEN_STEP = (
     f"SELECT id, status, workflow_id, workflow_stage, task_path FROM {TABLE} WHERE id = %s"
@@ -121,12 +154,58 @@ def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
 
 
 def _write(connection, cursor, outcomes, worker_id) -> int:
+    if connection.vendor == "mysql":
+        return _write_mysql(connection, cursor, outcomes, worker_id)
     if connection.vendor == "postgresql":
         cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
     else:
-        sql = MYSQL if connection.vendor == "mysql" else SQLITE
-        cursor.executemany(sql, _sqlite_params(connection, outcomes, worker_id))
+        cursor.executemany(SQLITE, _sqlite_params(connection, outcomes, worker_id))
     return cursor.rowcount
+
+
+def _write_mysql(connection, cursor, outcomes, worker_id) -> int:
+    """MYSQL_BATCH, in as few statements as max_allowed_packet allows."""
+    adapt = connection.ops.adapt_datetimefield_value
+    now = adapt(timezone.now())
+    # A statement must fit the server's packet: long tracebacks of a batch
+    # of failures may not all fit in one.
+    budget = statement_budget(connection)
+    written = 0
+    for chunk in _json_chunks(_mysql_rows(adapt, outcomes), budget):
+        cursor.execute(MYSQL_BATCH, ["[" + ",".join(chunk) + "]", now, worker_id])
+        written += cursor.rowcount
+    return written
+
+
+def _mysql_rows(adapt, outcomes):
+    for outcome in outcomes:
+        yield json.dumps(
+            {
+                "id": outcome.job_id.hex,
+                "status": outcome.status,
+                "finished_at": adapt(outcome.finished_at),
+                "return_value": _return_json(outcome),
+                "error": _json(outcome.error),
+                "available_at": adapt(outcome.available_at),
+                "attempt": outcome.attempt,
+            }
+        )
+
+
+def _json_chunks(encoded_rows, budget):
+    """Groups of JSON texts, each group's total within ``budget`` characters.
+
+    The driver may escape every character of the text: twice its length.
+    """
+    chunk, size = [], 0
+    for text in encoded_rows:
+        if chunk and size + 2 * len(text) > budget:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(text)
+        size += 2 * len(text) + 1
+    if chunk:
+        yield chunk
 
 
 def _write_steps(connection, cursor, outcomes, worker_id) -> list:

@@ -176,3 +176,29 @@ def test_the_system_checks_of_the_database_find_nothing_to_warn_about():
 
     found = checks.run_checks(databases=["default"], include_deployment_checks=False)
     assert [message for message in found if message.level >= checks.WARNING] == []
+
+
+@pytest.mark.django_db
+def test_a_batch_of_outcomes_too_big_for_one_packet_is_written_in_several_updates(monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    from djtasks.worker.claim import claim
+    from djtasks.worker.outcomes import Outcome, record
+    from tests.tasks import noop
+
+    for _ in range(3):
+        noop.enqueue()
+    claimed = claim("default", "w", ["default"], 10, timezone.now())
+    # Each failure's traceback alone takes most of a statement's budget.
+    monkeypatch.setattr(connection, "_djtasks_statement_budget", 100_000, raising=False)
+    error = {"exception_class_path": "builtins.ValueError", "traceback": "x" * 40_000}
+    outcomes = [
+        Outcome(job.id, "FAILED", timezone.now(), error=error, attempt=1) for job in claimed
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        assert record("default", "w", outcomes) == 3
+    updates = [query for query in queries.captured_queries if "JSON_TABLE" in query["sql"]]
+    assert len(updates) == 3
+    for job in Job.objects.all():
+        assert job.status == JobStatus.FAILED
+        assert job.errors == [error]

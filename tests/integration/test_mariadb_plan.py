@@ -6,6 +6,7 @@ own: the tables of a ``transaction=True`` test are emptied row by row on
 MariaDB, which the million rows would make take half a minute.
 """
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -90,3 +91,19 @@ def test_the_claim_takes_the_ready_jobs_past_a_big_history_best_first(history, r
     assert [outcome.job_id for outcome in outcomes] == [uuid.UUID(high.id)]
     assert Job.objects.get(pk=high.id).status == JobStatus.SUCCESSFUL
     assert Job.objects.get(pk=low.id).status == JobStatus.READY
+
+
+def test_the_outcomes_of_a_batch_reach_their_rows_by_primary_key(history):
+    from djtasks.worker import outcomes
+
+    ids = [Job.objects.create(task_path="tests.tasks.noop", available_at=timezone.now()).pk]
+    rows = [
+        {"id": job_id.hex, "status": "SUCCESSFUL", "return_value": "null", "attempt": 1}
+        for job_id in ids
+    ]
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    plan = explain(outcomes.MYSQL_BATCH, [json.dumps(rows), stamp, "w"])
+    [job] = [step for step in plan if step["table"] == "job"]
+    assert (job["type"], job["key"]) == ("eq_ref", "PRIMARY")
+    # The outcomes are read first, the jobs' table never scanned.
+    assert plan[0]["table"] == "outcome"

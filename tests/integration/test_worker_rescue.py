@@ -335,3 +335,24 @@ def test_a_live_worker_whose_heartbeat_holds_its_row_keeps_its_jobs():
         thread.join()
     assert rescued == 0
     assert Job.objects.get(pk=alive.pk).status == JobStatus.RUNNING
+
+
+def test_the_outcome_of_an_attempt_rescued_and_claimed_again_by_its_worker_changes_nothing():
+    # A worker thought dead (e.g. through a long database outage) whose job
+    # was rescued, and which then claimed the same job again: the outcome of
+    # its first attempt arrives late. Only the attempt tells the two apart.
+    start_worker("w-back")
+    job = run(tasks.noop, worker_id="w-back")
+    rescue.release_lost("default", "w-back", "thought dead")
+    [again] = claim("default", "w-back", ["default"], 100, timezone.now())
+    assert again.id == job.pk
+
+    late = Outcome(job.pk, "SUCCESSFUL", timezone.now(), attempt=job.attempts)
+    assert record("default", "w-back", [late]) == 0
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.finished_at) == (JobStatus.RUNNING, 2, None)
+    current = Outcome(job.pk, "SUCCESSFUL", timezone.now(), attempt=2)
+    assert record("default", "w-back", [current]) == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCESSFUL
