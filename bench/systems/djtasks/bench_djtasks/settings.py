@@ -4,6 +4,8 @@ DATABASE_URL picks PostgreSQL or SQLite. BENCH_QUIET_TASK_LOG=1 raises the
 django.tasks logger to WARNING, to measure what its per-task INFO lines cost.
 BENCH_PREPARE_THRESHOLD=N sets psycopg's prepare_threshold (Django leaves it
 None: no prepared statements), to measure what preparing saves an enqueue.
+BENCH_LISTEN=0 sets DJTASKS["LISTEN"] = False (idle workers poll; one
+connection fewer per worker process), for bench/hosts.py.
 """
 
 import os
@@ -44,6 +46,9 @@ else:
         }
 
 TASKS = {"default": {"BACKEND": "djtasks.backend.DatabaseBackend"}}
+
+if os.environ.get("BENCH_LISTEN") == "0":
+    DJTASKS = {"LISTEN": False}
 
 if os.environ.get("BENCH_QUIET_TASK_LOG"):
     LOGGING = {
