@@ -10,6 +10,7 @@ Only the standard library is used: this file is imported by every venv.
 
 import json
 import os
+import select
 import statistics
 import sys
 import time
@@ -157,18 +158,33 @@ def watch(adapter, expected, timeout, arrival=False):
 
     ``arrival``: the queue is empty and the workers already run; prints
     "ready", then waits for the jobs (enqueued in one transaction, see
-    ``fill_atomic``) and times from the first count that sees them.
+    ``fill_atomic``) and times from the first count that sees them. The
+    enqueuer writes a line to stdin once its transaction committed: if no
+    count saw a job by then, the drain fell between two polls and is timed
+    over the whole fill, again a lower bound.
     """
     remaining = adapter.remaining()
     if remaining != (0 if arrival else expected):
         return {"error": f"expected {0 if arrival else expected} queued jobs, found {remaining}"}
     print("ready", flush=True)
+    ready = time.time()
     deadline = time.monotonic() + timeout
     first = None
     if arrival:
         remaining = _wait_for_arrival(adapter, deadline)
         if remaining is None:
             return {"error": f"no job arrived within {timeout}s"}
+        if remaining == 0:
+            now = time.time()
+            return {
+                "jobs": expected,
+                "seconds": now - ready,
+                "rate": expected / (now - ready),
+                "first": ready,
+                "done": now,
+                "between_polls": True,
+                "failed": adapter.failed(),
+            }
         if remaining > expected:
             return {"error": f"expected {expected} jobs, found {remaining}"}
         if remaining < expected:
@@ -211,11 +227,18 @@ def watch(adapter, expected, timeout, arrival=False):
 
 
 def _wait_for_arrival(adapter, deadline):
-    """The first non-zero count of unfinished jobs (None: none before ``deadline``)."""
+    """The first non-zero count of unfinished jobs.
+
+    0: the enqueuer said (a line on stdin) it had committed before a count
+    that found none left. None: nothing before ``deadline``.
+    """
+    filled = False
     while time.monotonic() < deadline:
         remaining = adapter.remaining()
-        if remaining:
+        if remaining or filled:
             return remaining
+        # Read before the next count: a zero after it means drained.
+        filled = bool(select.select([sys.stdin], [], [], 0)[0])
         time.sleep(WATCH_INTERVAL)
     return None
 
