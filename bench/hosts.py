@@ -698,10 +698,11 @@ class Bench:
         self.sampler.wait_past(answer["done"])
         figures = drain_figures(answer, self.sampler, statements, most, options.jobs, hosts)
         # The backlog's own cost: bulk_enqueue (COPY for the baseline), committed
-        # once; up to the drain's first count (the watcher's counts are in it).
-        figures["fill_pg_us_per_job"] = (
-            self.sampler.between(filling, answer["first"])["pg_bench"] / options.jobs * 1e6
-        )
+        # once; up to the drain's first count. All of PostgreSQL but the hosts'
+        # backends: the fill's backend may live less than one sample interval
+        # (the watcher's counts and the background writers are in it too).
+        used = self.sampler.between(filling, answer["first"])
+        figures["fill_pg_us_per_job"] = (used["pg"] - used["pg_workers"]) / options.jobs * 1e6
         return figures
 
     def latency(self, setup, idle):

@@ -66,6 +66,7 @@ def render(data):
     counts = sorted({hosts for _setup, hosts in groups})
     djtasks_key = next(key for key, _hosts in groups if key.startswith("djtasks"))
     lines += series_table(groups, counts, djtasks_key, context)
+    lines += budget_table(groups, djtasks_key)
     lines += cores_table(groups, counts, djtasks_key, context)
     lines += variants_table(data["variants"], groups, context)
     return lines
@@ -152,6 +153,35 @@ def series_table(groups, counts, djtasks_key, context):
             f"| {number(median(base, 'connections', 'total'))} "
             f"| {number(median(base, 'latency', 'p50'), 1)} / "
             f"{number(median(base, 'latency', 'p99'), 1)} |"
+        )
+    return [*lines, ""]
+
+
+def budget_table(groups, djtasks_key):
+    """PostgreSQL CPU per job and step, medians over every host count and run."""
+    lines = [
+        "What one job costs PostgreSQL, step by step (CPU µs, medians over every host count "
+        "and run): enqueued in bulk (the drains' backlog: `bulk_enqueue` 10,000 per call, a "
+        "`COPY` for the baseline, in one transaction; all of PostgreSQL but the hosts' "
+        "backends while it ran), enqueued one by one (the latency probes: the enqueuing "
+        "backend's `INSERT`, trigger and commit), claimed and completed in a drain (the "
+        "hosts' backends; all of PostgreSQL in brackets, background writers and the "
+        "watcher's counts included).",
+        "",
+        "| system | enqueue, bulk | enqueue, one by one | drain: claim and outcome |",
+        "|---|---|---|---|",
+    ]
+    for key, name in ((djtasks_key, "djtasks"), ("baseline", "baseline")):
+        results = [
+            result for (setup, _), group in groups.items() if setup == key for result in group
+        ]
+        if not results:
+            continue
+        lines.append(
+            f"| {name} | {number(median(results, 'drain', 'fill_pg_us_per_job'))} "
+            f"| {number(median(results, 'latency', 'cpu_us_per_probe', 'pg_bench'))} "
+            f"| {number(median(results, 'drain', 'cpu_us_per_job', 'pg_workers'))} "
+            f"({number(median(results, 'drain', 'cpu_us_per_job', 'pg'))}) |"
         )
     return [*lines, ""]
 
