@@ -705,6 +705,20 @@ class Bench:
         figures["fill_pg_us_per_job"] = (used["pg"] - used["pg_workers"]) / options.jobs * 1e6
         return figures
 
+    def enqueue_cost(self, system):
+        """PostgreSQL CPU per ``enqueue()`` (one transaction each), back to back."""
+        jobs = self.options.enqueue_jobs
+        system.driver("reset")
+        url = self.cluster.url(DATABASES[system.venv_key], role=WATCH_ROLE)
+        start = time.time()
+        answer = system.driver("enqueue-one", jobs, DATABASE_URL=url)
+        end = time.time()
+        self.sampler.wait_past(end)
+        # All of PostgreSQL: the WAL writer's flushes are part of a commit's cost.
+        used = self.sampler.between(start, end)["pg"]
+        system.driver("reset")
+        return {"rate": jobs / answer["seconds"], "pg_us_per_job": used / jobs * 1e6}
+
     def latency(self, setup, idle):
         """Enqueue-to-start of probes into the idle workers, and their CPU per probe."""
         options = self.options
@@ -733,6 +747,8 @@ class Bench:
             key: (used[key] - idle[key] * (end - start)) / len(starts) * 1e6
             for key in ("pg", "pg_workers", "pg_listeners", "pg_bench", "workers")
         }
+        # The enqueue's share: PostgreSQL but the hosts' backends (as enqueue_cost).
+        per_probe["pg_enqueue"] = per_probe["pg"] - per_probe["pg_workers"]
         result = {**answer, "cpu_us_per_probe": per_probe}
         if statements is not None:
             # The warm-up probe and the idle polls are in it too.
@@ -824,12 +840,18 @@ def variants(bench, djtasks, options, measured):
     for setup in setups:
         same = [r for r in measured if r["setup"] == setup.key and r["hosts"] == count]
         if same:  # measured in the series already
-            results.append(same[0])
+            results.extend(same)
             continue
-        result = bench.measure(setup, count)
-        result["run"] = 1
-        results.append(result)
+        for run_index in range(options.runs):
+            result = bench.measure(setup, count)
+            result["run"] = run_index + 1
+            results.append(result)
     return results
+
+
+def enqueue_costs(bench, systems):
+    """One-by-one enqueues back to back, before any worker runs."""
+    return {system.venv_key: bench.enqueue_cost(system) for system in systems}
 
 
 def parse_args(argv):
@@ -847,6 +869,9 @@ def parse_args(argv):
     )
     parser.add_argument("--latency-jobs", type=int, help="probes per latency run (100; smoke 5)")
     parser.add_argument("--latency-interval", type=float, default=0.05)
+    parser.add_argument(
+        "--enqueue-jobs", type=int, help="one-by-one enqueues, back to back (2000; smoke 50)"
+    )
     parser.add_argument("--idle-seconds", type=float, help="idle CPU window (3; smoke 0.5)")
     parser.add_argument("--timeout", type=float, help="seconds per drain (300; smoke 60)")
     parser.add_argument("--output", help="report (default docs/benchmarks.md; smoke bench/.work)")
@@ -857,6 +882,7 @@ def parse_args(argv):
         "hosts": ("2", "1,2,4,8"),
         "jobs": (300, 50_000),
         "latency_jobs": (5, 100),
+        "enqueue_jobs": (50, 2_000),
         "idle_seconds": (0.5, 3.0),
         "timeout": (60.0, 300.0),
     }
@@ -888,8 +914,13 @@ def measure_all(options, stack, context):
     sampler.start()
     stack.callback(sampler.stop)
     bench = Bench(options, cluster, hosts, sampler)
+    enqueue = enqueue_costs(bench, (djtasks, baseline))
     measured = series(bench, djtasks, baseline, options)
-    return {"series": measured, "variants": variants(bench, djtasks, options, measured)}
+    return {
+        "enqueue": enqueue,
+        "series": measured,
+        "variants": variants(bench, djtasks, options, measured),
+    }
 
 
 def check_reachable(hosts, cluster, python):

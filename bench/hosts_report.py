@@ -66,7 +66,7 @@ def render(data):
     counts = sorted({hosts for _setup, hosts in groups})
     djtasks_key = next(key for key, _hosts in groups if key.startswith("djtasks"))
     lines += series_table(groups, counts, djtasks_key, context)
-    lines += budget_table(groups, djtasks_key)
+    lines += budget_table(data, groups, djtasks_key)
     lines += cores_table(groups, counts, djtasks_key, context)
     lines += variants_table(data["variants"], groups, context)
     return lines
@@ -157,29 +157,34 @@ def series_table(groups, counts, djtasks_key, context):
     return [*lines, ""]
 
 
-def budget_table(groups, djtasks_key):
+def budget_table(data, groups, djtasks_key):
     """PostgreSQL CPU per job and step, medians over every host count and run."""
     lines = [
-        "What one job costs PostgreSQL, step by step (CPU µs, medians over every host count "
-        "and run): enqueued in bulk (the drains' backlog: `bulk_enqueue` 10,000 per call, a "
-        "`COPY` for the baseline, in one transaction; all of PostgreSQL but the hosts' "
-        "backends while it ran), enqueued one by one (the latency probes: the enqueuing "
-        "backend's `INSERT`, trigger and commit), claimed and completed in a drain (the "
-        "hosts' backends; all of PostgreSQL in brackets, background writers and the "
-        "watcher's counts included).",
+        "What one job costs PostgreSQL, step by step (CPU µs of all of PostgreSQL's processes "
+        "but the hosts' backends, unless said): enqueued in bulk (the drains' backlog: "
+        "`bulk_enqueue` 10,000 per call, a `COPY` for the baseline, in one transaction); one "
+        "by one, each its own transaction, back to back in one process with no worker "
+        "running (the rate in brackets); one by one into idle workers (the latency probes, "
+        "50 ms apart); claimed and completed in a drain (the hosts' backends only; all of "
+        "PostgreSQL in brackets, the watcher's counts included). Medians over every host "
+        "count and run.",
         "",
-        "| system | enqueue, bulk | enqueue, one by one | drain: claim and outcome |",
-        "|---|---|---|---|",
+        "| system | enqueue, bulk | enqueue one by one, back to back "
+        "| enqueue one by one, into idle workers | drain: claim and outcome |",
+        "|---|---|---|---|---|",
     ]
+    enqueue = data.get("enqueue", {})
     for key, name in ((djtasks_key, "djtasks"), ("baseline", "baseline")):
         results = [
             result for (setup, _), group in groups.items() if setup == key for result in group
         ]
         if not results:
             continue
+        alone = enqueue.get(name, {})
         lines.append(
             f"| {name} | {number(median(results, 'drain', 'fill_pg_us_per_job'))} "
-            f"| {number(median(results, 'latency', 'cpu_us_per_probe', 'pg_bench'))} "
+            f"| {number(alone.get('pg_us_per_job'))} ({number(alone.get('rate'))}/s) "
+            f"| {number(median(results, 'latency', 'cpu_us_per_probe', 'pg_enqueue'))} "
             f"| {number(median(results, 'drain', 'cpu_us_per_job', 'pg_workers'))} "
             f"({number(median(results, 'drain', 'cpu_us_per_job', 'pg'))}) |"
         )
@@ -220,7 +225,7 @@ def variants_table(variants, groups, context):
         "Per probe: what one job enqueued into the idle workers costs, net of what they use "
         "idle: the workers' statements, and CPU of all of PostgreSQL, of the listeners' "
         "backends alone, and of the workers. Idle: CPU per second of the idle workers (polls, "
-        "heartbeats) and of PostgreSQL.",
+        "heartbeats) and of PostgreSQL. Medians of the runs.",
         "",
         "| on each host | connections held (formula) | of which LISTEN | drain jobs/s "
         "| PostgreSQL CPU µs/job | latency p50 / p99 ms | per probe: statements "
@@ -228,20 +233,24 @@ def variants_table(variants, groups, context):
         "| idle: PostgreSQL / workers CPU ms/s | private memory per backend MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    baseline = groups.get(("baseline", count), [])
-    for result in [*variants, *baseline[:1]]:
-        connections, idle, latency = result["connections"], result["idle"], result["latency"]
-        probe = latency["cpu_us_per_probe"]
+    rows = list(grouped(variants).values())
+    rows += [groups[("baseline", count)]] if ("baseline", count) in groups else []
+    for results in rows:
+        first = results[0]
+        probe = ("latency", "cpu_us_per_probe")
         lines.append(
-            f"| {result['label']} | {connections['total']} "
-            f"({result['expected_per_host'] * count}) | {connections['listeners']} "
-            f"| {rate([result])} "
-            f"| {number(result['drain']['cpu_us_per_job']['pg'])} "
-            f"| {number(latency['p50'], 1)} / {number(latency['p99'], 1)} "
-            f"| {number(latency.get('worker_statements_per_probe'), 1)} "
-            f"| {number(probe['pg'])} / {number(probe.get('pg_listeners'))} "
-            f"/ {number(probe['workers'])} "
-            f"| {number(idle['pg'] * 1000, 1)} / {number(idle['workers'] * 1000, 1)} "
-            f"| {number(connections['backend_private_mb'], 1)} |"
+            f"| {first['label']} | {number(median(results, 'connections', 'total'))} "
+            f"({first['expected_per_host'] * count}) "
+            f"| {number(median(results, 'connections', 'listeners'))} "
+            f"| {rate(results)} | {number(median(results, 'drain', 'cpu_us_per_job', 'pg'))} "
+            f"| {number(median(results, 'latency', 'p50'), 1)} / "
+            f"{number(median(results, 'latency', 'p99'), 1)} "
+            f"| {number(median(results, 'latency', 'worker_statements_per_probe'), 1)} "
+            f"| {number(median(results, *probe, 'pg'))} / "
+            f"{number(median(results, *probe, 'pg_listeners'))} / "
+            f"{number(median(results, *probe, 'workers'))} "
+            f"| {number(median(results, 'idle', 'pg') * 1000, 1)} / "
+            f"{number(median(results, 'idle', 'workers') * 1000, 1)} "
+            f"| {number(median(results, 'connections', 'backend_private_mb'), 1)} |"
         )
     return [*lines, ""]
