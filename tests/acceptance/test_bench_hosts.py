@@ -63,7 +63,8 @@ def test_hosts_smoke_measures_every_host_and_cleans_up(tmp_path):
         assert result["drain"]["cpu_us_per_job"]["pg"] > 0, result["setup"]
         assert result["latency"]["p50"] > 0, result["setup"]
         # Every host holds the connections docs/deployment.md says it does.
-        assert result["connections"]["per_host"] == [result["expected_per_host"]] * 2
+        per_host = result["connections"]["per_host"]
+        assert per_host == [result["expected_per_host"]] * 2, (result["setup"], per_host)
     listen_off = [r for r in data["variants"] if r["setup"].endswith("-nolisten")]
     assert listen_off and listen_off[0]["connections"]["listeners"] == 0
     text = report.read_text()
