@@ -27,6 +27,7 @@ drivers run in the djtasks venv of bench/run.py).
 import argparse
 import bisect
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -139,18 +140,8 @@ class Host:
     def create(self):
         ip("netns", "add", self.namespace)
         # The peer is born inside the namespace: no name clash in ours.
-        ip(
-            "link",
-            "add",
-            self.link,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            self.namespace,
-        )
+        peer = ("peer", "name", "eth0", "netns", self.namespace)
+        ip("link", "add", self.link, "type", "veth", *peer)
         ip("addr", "add", f"{self.root_address}/30", "dev", self.link)
         ip("link", "set", self.link, "up")
         ip("-n", self.namespace, "addr", "add", f"{self.address}/30", "dev", "eth0")
@@ -178,8 +169,6 @@ def free_subnet():
 
 def make_hosts(count, stack):
     """``count`` hosts, removed when ``stack`` closes (also on errors half-way)."""
-    import fcntl
-
     with open(LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         subnet = free_subnet()
