@@ -422,14 +422,14 @@ class Sampler(threading.Thread):
         self.times, self.values = [], []
         self._roles = {}  # backend pid -> "host", "bench" or "other" (see _role)
         self._seen = {}  # group -> {pid: CPU seconds when last seen}
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: a Thread method
 
     def run(self):
-        while not self._stop.wait(SAMPLE_INTERVAL):
+        while not self._stopping.wait(SAMPLE_INTERVAL):
             self.sample()
 
     def stop(self):
-        self._stop.set()
+        self._stopping.set()
         self.join()
 
     def sample(self):
