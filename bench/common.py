@@ -10,6 +10,7 @@ Only the standard library is used: this file is imported by every venv.
 
 import json
 import os
+import select
 import statistics
 import sys
 import time
@@ -51,6 +52,14 @@ class Adapter:
         else:
             for _ in range(count):
                 self.enqueue_noop()
+
+    def fill_atomic(self, count):
+        """Enqueue ``count`` no-op jobs in one transaction: they appear at once.
+
+        For workers that are already running (bench/hosts.py): every one
+        sees the whole backlog at the same moment.
+        """
+        raise NotImplementedError
 
     # bulk_sleep(millis): enqueue one job per item, each sleeping that many ms
     # (time.sleep, or asyncio.sleep for an async-only system).
@@ -107,6 +116,9 @@ def main(adapter, argv=None):
     elif command == "fill":
         adapter.fill(int(args[0]))
         emit({"remaining": adapter.remaining()})
+    elif command == "fill-atomic":
+        adapter.fill_atomic(int(args[0]))
+        emit({"remaining": adapter.remaining()})
     elif command == "fill-mixed":
         if adapter.bulk_sleep is None:
             emit({"error": "no sleeping task for the mixed load"})
@@ -122,6 +134,8 @@ def main(adapter, argv=None):
         emit({"remaining": adapter.remaining()})
     elif command == "watch":
         emit(watch(adapter, int(args[0]), float(args[1])))
+    elif command == "watch-arrival":
+        emit(watch(adapter, int(args[0]), float(args[1]), arrival=True))
     elif command == "latency":
         emit(latency(adapter, int(args[0]), float(args[1]), args[2], float(args[3])))
     else:
@@ -146,7 +160,7 @@ def _time_one_by_one(adapter, count):
     return time.perf_counter() - started
 
 
-def watch(adapter, expected, timeout):
+def watch(adapter, expected, timeout, arrival=False):
     """Time a drain of ``expected`` jobs by counting unfinished ones.
 
     Prints "ready" once the jobs are all there, then polls (every
@@ -156,15 +170,43 @@ def watch(adapter, expected, timeout):
     A drain so short that it falls between two polls is timed from the last
     poll that still saw every job: a lower bound on the rate, never a
     division by zero.
+
+    ``arrival``: the queue is empty and the workers already run; prints
+    "ready", then waits for the jobs (enqueued in one transaction, see
+    ``fill_atomic``) and times from the first count that sees them. The
+    enqueuer writes a line to stdin once its transaction committed: if no
+    count saw a job by then, the drain fell between two polls and is timed
+    over the whole fill, again a lower bound.
     """
     remaining = adapter.remaining()
-    if remaining != expected:
-        return {"error": f"expected {expected} queued jobs, found {remaining}"}
+    if remaining != (0 if arrival else expected):
+        return {"error": f"expected {0 if arrival else expected} queued jobs, found {remaining}"}
     print("ready", flush=True)
+    ready = time.time()
     deadline = time.monotonic() + timeout
-    last_full = time.time()  # the last poll at which no job had finished
     first = None
     pause = WATCH_INTERVAL
+    if arrival:
+        remaining = _wait_for_arrival(adapter, deadline)
+        if remaining is None:
+            return {"error": f"no job arrived within {timeout}s"}
+        if remaining == 0:
+            now = time.time()
+            return {
+                "jobs": expected,
+                "seconds": now - ready,
+                "rate": expected / (now - ready),
+                "first": ready,
+                "done": now,
+                "between_polls": True,
+                "failed": adapter.failed(),
+            }
+        if remaining > expected:
+            return {"error": f"expected {expected} jobs, found {remaining}"}
+        if remaining < expected:
+            # Workers finished some between the commit and this count.
+            first = (time.time(), remaining)
+    last_full = time.time()  # the last poll at which no job had finished
     while time.monotonic() < deadline:
         # Taken before the count: a count sees the rows as they were when
         # it started, and a slow one ends long after.
@@ -201,6 +243,23 @@ def watch(adapter, expected, timeout):
         "unfinished": remaining,
         "failed": adapter.failed(),
     }
+
+
+def _wait_for_arrival(adapter, deadline):
+    """The first non-zero count of unfinished jobs.
+
+    0: the enqueuer said (a line on stdin) it had committed before a count
+    that found none left. None: nothing before ``deadline``.
+    """
+    filled = False
+    while time.monotonic() < deadline:
+        remaining = adapter.remaining()
+        if remaining or filled:
+            return remaining
+        # Read before the next count: a zero after it means drained.
+        filled = bool(select.select([sys.stdin], [], [], 0)[0])
+        time.sleep(WATCH_INTERVAL)
+    return None
 
 
 def read_probe_file(path):

@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL server: initdb and pg_ctl on a free port, in a temporary directory.
 
-Used by the database-outage runs, which stop and restart it under load;
-never the shared server.
+Used by the database-outage runs, which stop and restart it under load, and
+by bench/hosts.py, which makes it listen on its test hosts' addresses too;
+never the shared server. Standard library only (psycopg only in query()):
+the benchmark imports this from any Python.
 """
 
 import contextlib
@@ -40,13 +42,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class ThrowawayPostgres:
-    """A PostgreSQL server in a temporary directory, run as a non-root user."""
+# Server settings of the outage runs: durability is not what they test.
+FAST_UNSAFE = ("fsync=off", "full_page_writes=off")
 
-    def __init__(self):
-        self.directory = Path(tempfile.mkdtemp(prefix="djtasks-pg-"))
+
+class ThrowawayPostgres:
+    """A PostgreSQL server in a temporary directory, run as a non-root user.
+
+    ``parent``: where the temporary directory goes (default: the system's);
+    ``listen``: the addresses it listens on, 127.0.0.1 first; ``settings``:
+    ``name=value`` server settings.
+    """
+
+    def __init__(self, parent=None, prefix="djtasks-pg-", listen=("127.0.0.1",), settings=None):
+        self.directory = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         self.data = self.directory / "data"
         self.port = free_port()
+        self.listen = tuple(listen)
+        self.settings = FAST_UNSAFE if settings is None else tuple(settings)
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *command):
@@ -63,10 +76,8 @@ class ThrowawayPostgres:
         )
 
     def start(self):
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
-            "-c fsync=off -c full_page_writes=off"
-        )
+        options = f"-p {self.port} -c listen_addresses={','.join(self.listen)} -k {self.directory}"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         self._run(
             str(PG_BIN / "pg_ctl"),
             "-D",

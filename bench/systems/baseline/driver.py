@@ -90,6 +90,11 @@ class BaselineAdapter(Adapter):
             for _ in range(count):
                 copy.write_row(("[]",))
 
+    def fill_atomic(self, count):
+        # The COPYs' own transactions become savepoints of this one.
+        with self.connection.transaction():
+            self.fill(count)
+
     def bulk_sleep(self, millis):
         with (
             self.connection.transaction(),

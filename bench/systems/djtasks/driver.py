@@ -13,7 +13,7 @@ django.setup()
 from bench_djtasks.tasks import noop, probe, sleep  # noqa: E402
 from common import Adapter, emit, main  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 import djtasks  # noqa: E402
 from djtasks.models import Job, Worker  # noqa: E402
@@ -61,6 +61,10 @@ class DjtasksAdapter(Adapter):
 
     def bulk_noop(self, count):
         djtasks.bulk_enqueue(noop, [((), {})] * count)
+
+    def fill_atomic(self, count):
+        with transaction.atomic():
+            self.fill(count)
 
     def bulk_sleep(self, millis):
         djtasks.bulk_enqueue(sleep, [((ms,), {}) for ms in millis])

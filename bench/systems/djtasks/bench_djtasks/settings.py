@@ -7,7 +7,8 @@ BENCH_PREPARE_THRESHOLD=N sets psycopg's prepare_threshold (Django leaves it
 None: no prepared statements), to measure what preparing saves an enqueue.
 BENCH_POLL_INTERVAL sets DJTASKS["POLL_INTERVAL"] (the polling latency on
 MariaDB); BENCH_COUNT_DIR counts the statements sent to MariaDB
-(bench/mysql_count.py).
+(bench/mysql_count.py). BENCH_LISTEN=0 sets DJTASKS["LISTEN"] = False (idle
+workers poll; one connection fewer per worker process), for bench/hosts.py.
 """
 
 import os
@@ -52,8 +53,11 @@ else:
 
 TASKS = {"default": {"BACKEND": "djtasks.backend.DatabaseBackend"}}
 
+DJTASKS = {}
 if os.environ.get("BENCH_POLL_INTERVAL"):
-    DJTASKS = {"POLL_INTERVAL": float(os.environ["BENCH_POLL_INTERVAL"])}
+    DJTASKS["POLL_INTERVAL"] = float(os.environ["BENCH_POLL_INTERVAL"])
+if os.environ.get("BENCH_LISTEN") == "0":
+    DJTASKS["LISTEN"] = False
 
 if os.environ.get("BENCH_QUIET_TASK_LOG"):
     LOGGING = {
