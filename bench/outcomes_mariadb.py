@@ -3,14 +3,14 @@
 
     python bench/outcomes_mariadb.py [--rounds 5] [--batches 30]
 
-On MariaDB djtasks writes the outcomes of a batch with ``executemany()`` of
-one ``UPDATE``, which MySQLdb sends as one statement per outcome (it folds
-only ``INSERT ... VALUES`` into one statement). This claims batches of 100
-no-op jobs with djtasks' own ``claim()`` and writes their outcomes either
-with djtasks' ``record()`` or with one ``UPDATE`` joined to ``JSON_TABLE``
-over a JSON array of the outcomes (MariaDB 10.6+, MySQL 8), the same
-columns and guards, alternating the two ways round by round on the same
-table. Timed: the writes alone (with their commits), per job, and the CPU
+djtasks' ``record()`` writes a batch's outcomes on MariaDB as one ``UPDATE``
+joined to ``JSON_TABLE`` over a JSON array of them (``MYSQL_BATCH``). Before,
+it sent ``executemany()`` of the one-row statement (``MYSQL``), which MySQLdb
+sends once per outcome (it folds only ``INSERT ... VALUES`` into one
+statement). This claims batches of 100 no-op jobs with djtasks' own
+``claim()`` and writes their outcomes either way, with the same columns and
+guards, alternating the two ways round by round on the same table. Timed:
+the writes alone (with their commits), per job, and the CPU
 the server thread of the connection spent on them (``/proc``).
 
 Uses the djtasks venv of bench/run.py and the MariaDB server of
@@ -19,7 +19,6 @@ dropped here).
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -35,32 +34,6 @@ from environment import BENCH, log  # noqa: E402
 PROJECT = BENCH / "systems" / "djtasks"
 BATCH = 100
 
-# djtasks' MYSQL statement (djtasks.worker.outcomes) for many rows at once.
-# The SET clauses read only the outcome and columns no clause before them
-# sets: MariaDB applies a multi-table UPDATE's assignments left to right.
-ONE_STATEMENT = """
-UPDATE djtasks_job AS job
-JOIN JSON_TABLE(%s, '$[*]' COLUMNS (
-    id char(32) PATH '$.id',
-    status varchar(16) PATH '$.status',
-    finished_at datetime(6) PATH '$.finished_at',
-    return_value longtext PATH '$.return_value',
-    error longtext PATH '$.error',
-    available_at datetime(6) PATH '$.available_at',
-    attempt int PATH '$.attempt'
-)) AS outcome ON job.id = outcome.id
-SET job.finished_at = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
-                           THEN NOW(6) ELSE outcome.finished_at END,
-    job.status = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
-                      THEN 'CANCELLED' ELSE outcome.status END,
-    job.return_value = outcome.return_value,
-    job.errors = CASE WHEN outcome.error IS NULL THEN job.errors
-                      ELSE JSON_ARRAY_APPEND(job.errors, '$', JSON_EXTRACT(outcome.error, '$')) END,
-    job.available_at = COALESCE(outcome.available_at, job.available_at)
-WHERE job.worker_id = %s AND job.status = 'RUNNING'
-    AND (outcome.attempt IS NULL OR job.attempts = outcome.attempt)
-"""
-
 
 def inner(rounds, batches):
     """In the djtasks venv: the measurement itself."""
@@ -75,37 +48,28 @@ def inner(rounds, batches):
 
     import djtasks
     from djtasks.models import Job
+    from djtasks.worker import outcomes as completion
     from djtasks.worker.claim import claim
-    from djtasks.worker.outcomes import Outcome, _return_json, record
+    from djtasks.worker.outcomes import Outcome, record
 
     call_command("migrate", verbosity=0)
-    adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()")
         tid = cursor.fetchone()[0]
     server = env.server_pid()
 
-    def one_statement(worker_id, outcomes):
-        rows = [
-            {
-                "id": outcome.job_id.hex,
-                "status": outcome.status,
-                "finished_at": adapt(outcome.finished_at),
-                "return_value": _return_json(outcome),
-                "error": None if outcome.error is None else json.dumps(outcome.error),
-                "available_at": adapt(outcome.available_at),
-                "attempt": outcome.attempt,
-            }
-            for outcome in outcomes
-        ]
+    def one_per_outcome(worker_id, outcomes):
+        # How record() wrote a batch before MYSQL_BATCH: executemany() of the
+        # one-row statement, which MySQLdb sends once per outcome.
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(ONE_STATEMENT, [json.dumps(rows), worker_id])
+            params = completion._sqlite_params(connection, outcomes, worker_id)
+            cursor.executemany(completion.MYSQL, params)
 
     ways = {
-        "record(): one UPDATE per outcome": lambda worker_id, outcomes: record(
+        "one UPDATE per outcome (record() before)": one_per_outcome,
+        "record(): one UPDATE ... JOIN JSON_TABLE per batch": lambda worker_id, outcomes: record(
             "default", worker_id, outcomes
         ),
-        "one UPDATE ... JOIN JSON_TABLE per batch": one_statement,
     }
     figures = {name: {"us": [], "cpu": []} for name in ways}
     for round_ in range(rounds):
@@ -135,7 +99,7 @@ def inner(rounds, batches):
                 f"server CPU {figures[name]['cpu'][-1]:.0f} µs/job"
             )
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + ONE_STATEMENT, ["[]", "x"])
+        cursor.execute("EXPLAIN " + completion.MYSQL_BATCH, ["[]", None, "x"])
         plan = [row[2:6] + row[9:] for row in cursor.fetchall()]
     print(f"{rounds} rounds of {batches} batches of {BATCH} no-op jobs; medians (min–max):")
     for name, found in figures.items():

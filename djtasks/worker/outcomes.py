@@ -178,18 +178,12 @@ def _write_mysql(connection, cursor, outcomes, worker_id) -> int:
 
 
 def _mysql_rows(adapt, outcomes):
-    for outcome in outcomes:
-        yield json.dumps(
-            {
-                "id": outcome.job_id.hex,
-                "status": outcome.status,
-                "finished_at": adapt(outcome.finished_at),
-                "return_value": _return_json(outcome),
-                "error": _json(outcome.error),
-                "available_at": adapt(outcome.available_at),
-                "attempt": outcome.attempt,
-            }
-        )
+    # Ids as 32 hex digits, times in the server's DATETIME format, the error
+    # as JSON text (JSON_TABLE reads a column as a scalar; MYSQL_BATCH makes
+    # it an object again with JSON_EXTRACT).
+    for row in _outcome_rows(outcomes, lambda job_id: job_id.hex, adapt):
+        row["error"] = _json(row["error"])
+        yield json.dumps(row)
 
 
 def _json_chunks(encoded_rows, budget):
@@ -252,19 +246,25 @@ def _json(value):
 
 
 def _postgresql_params(outcomes, worker_id):
-    rows = [
-        {
-            "id": str(outcome.job_id),
+    return [json.dumps(list(_outcome_rows(outcomes, str, _isoformat))), worker_id]
+
+
+def _outcome_rows(outcomes, job_id, stamp):
+    """The outcomes as the JSON objects the batch statements read as a table.
+
+    ``job_id`` and ``stamp`` write an id and a time the way the database's
+    statement reads them.
+    """
+    for outcome in outcomes:
+        yield {
+            "id": job_id(outcome.job_id),
             "status": outcome.status,
-            "finished_at": _isoformat(outcome.finished_at),
+            "finished_at": stamp(outcome.finished_at),
             "return_value": _return_json(outcome),
             "error": outcome.error,
-            "available_at": _isoformat(outcome.available_at),
+            "available_at": stamp(outcome.available_at),
             "attempt": outcome.attempt,
         }
-        for outcome in outcomes
-    ]
-    return [json.dumps(rows), worker_id]
 
 
 def _isoformat(value):

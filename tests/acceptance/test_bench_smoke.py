@@ -33,21 +33,27 @@ SMOKE_FIGURES = (
 )
 
 
-def test_bench_smoke_measures_every_figure(tmp_path):
+def run_smoke(tmp_path, *arguments):
+    """``bench/run.py --smoke`` with its files in ``tmp_path``; its report."""
     report = tmp_path / "benchmarks.md"
-    environment = dict(os.environ, BENCH_WORK_DIR=str(tmp_path))
-    # Base the smoke databases on the test run's own name (see HELPERS),
-    # so concurrent runs do not share them.
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)],
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)]
+        + list(arguments),
         cwd=ROOT,
-        env=environment,
+        env=dict(os.environ, BENCH_WORK_DIR=str(tmp_path)),
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    return report
+
+
+def test_bench_smoke_measures_every_figure(tmp_path):
+    # Base the smoke databases on the test run's own name (see HELPERS),
+    # so concurrent runs do not share them.
+    report = run_smoke(tmp_path)
 
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert data["errors"] == {}
@@ -73,21 +79,12 @@ MARIADB_FIGURES = (
 
 @pytest.mark.mysql
 def test_bench_smoke_on_mariadb(tmp_path):
-    report = tmp_path / "benchmarks.md"
     # The test run's server, under the benchmark's own database names
     # (djtasks_bench_smoke<pid>_...), never the test_* ones of the suite.
     url = database_url({**connection.settings_dict, "NAME": "djtasks_bench"})
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)]
-        + ["--systems", "baseline_mariadb,djtasks_mariadb", "--mariadb-url", url],
-        cwd=ROOT,
-        env=dict(os.environ, BENCH_WORK_DIR=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    report = run_smoke(
+        tmp_path, "--systems", "baseline_mariadb,djtasks_mariadb", "--mariadb-url", url
     )
-    assert done.returncode == 0, done.stderr[-4000:]
 
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert data["errors"] == {}
