@@ -35,6 +35,10 @@ DEFAULTS = {
     "UNKNOWN_TASK_GRACE": timedelta(minutes=10),
     # The largest number of jobs one claim statement hands out.
     "MAX_CLAIM_BATCH": 100,
+    # While a batch of short jobs runs, a claim thread writes the last
+    # batch's outcomes and claims the next batch on a second connection
+    # (djtasks.worker.claim_ahead). Not on SQLite.
+    "CLAIM_AHEAD": True,
     # The largest JSON payload (args + kwargs, in bytes) enqueue accepts.
     "MAX_PAYLOAD_BYTES": 1_000_000,
     # Retry backoff when a task does not set its own: the first retry waits

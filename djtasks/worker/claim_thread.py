@@ -3,7 +3,9 @@
 This is the hot path: per job it does one executor call plus a few
 attribute writes; the database sees one transaction per batch, which writes
 the outcomes of the previous batch and claims the next (two statements),
-never a query per job.
+never a query per job. While a batch of short jobs runs, that transaction
+runs in a helper thread (djtasks.worker.claim_ahead), so the thread finds
+the next batch ready when this one ends.
 """
 
 import logging
@@ -17,7 +19,7 @@ from djtasks import controls, registry
 from djtasks.conf import settings
 from djtasks.errors import class_path, error_entry
 from djtasks.exceptions import Cancelled
-from djtasks.worker import heartbeat, outages, rescue, unknown_tasks
+from djtasks.worker import claim_ahead, heartbeat, outages, rescue, unknown_tasks
 from djtasks.worker.claim import claim
 from djtasks.worker.claim_limited import LimitedGate
 from djtasks.worker.executor import JOB_FORMAT, Executor, job_fields
@@ -102,6 +104,9 @@ class ClaimThread:
         # (djtasks.worker.unknown_tasks); kept until that is written, so a
         # database error leaves none of them RUNNING here for ever.
         self.unknown = []
+        # The helper that claims the next batch while this one runs.
+        self.ahead = claim_ahead.ClaimAhead(f"djtasks-claim-ahead-{index}")
+        self.claims_ahead = claim_ahead.enabled(owner.database)
 
     def run(self) -> None:
         owner = self.owner
@@ -116,9 +121,9 @@ class ClaimThread:
                 try:
                     if self.unknown:
                         self._settle_unknown()
-                    jobs = self._next_batch(sizer)
-                    if jobs:
-                        self._run_batch(executor, sizer, jobs)
+                    claimed = self._next_batch(sizer)
+                    if claimed:
+                        self._run_batch(executor, sizer, claimed)
                 except DatabaseError as error:
                     # Outcomes stay in slot.pending and are written once the
                     # database is back (the completion guard makes that safe).
@@ -129,10 +134,17 @@ class ClaimThread:
                     continue
                 failures = 0
                 owner.health.ok()
-                if jobs is None or (not jobs and owner.burst):
+                if claimed is None or (not claimed and owner.burst):
                     break
-                if not jobs:
+                if not claimed:
+                    # Idle: the helper's connection is held only while busy.
+                    self.ahead.close()
                     owner.doorbell.wait(rings, owner.poll_interval)
+            if self.ahead.busy:
+                # Stopped by a database error or the task budget with a claim
+                # ahead in flight: its jobs join the waiting ones, which the
+                # main thread hands back at exit.
+                self._take_ahead()
             if self.slot.pending:
                 self._record()
         except DatabaseError as error:
@@ -145,39 +157,108 @@ class ClaimThread:
             logger.exception("worker %s: claim thread failed; recycling", owner.worker_id)
             owner.stop(recycle=True)
         finally:
+            self.ahead.close()
             executor.close()
             connections.close_all()
 
     def _next_batch(self, sizer):
-        """Record what is pending and claim; None once the task budget is spent."""
+        """How many jobs were claimed into slot.waiting; None once the task budget is spent.
+
+        The batch claimed ahead if there is one, else one claimed now; then,
+        if the queue looks full of short jobs, the next one is claimed ahead.
+        """
+        claimed = 0
+        if self.ahead.busy:
+            claimed, asked = self._take_ahead()
+        # A claim ahead that found nothing ran while the last batch did: the
+        # NOTIFY of a job enqueued since may have rung before the caller
+        # noted the doorbell, so claim again rather than wait on it.
+        if not claimed:
+            claimed, asked = self._claim_now(sizer)
+            if claimed is None:
+                return None
+        if claimed == asked and self.claims_ahead:
+            self._start_ahead(sizer)
+        return claimed
+
+    def _claim_now(self, sizer):
+        """(claimed, asked) of a claim in this thread; (None, 0) once the task budget is spent."""
         owner = self.owner
-        size = owner.budget.take(sizer.next_size())
-        if size == 0:
+        asked = owner.budget.take(sizer.next_size())
+        if asked == 0:
             if self.slot.pending:
                 self._record()
             logger.info("worker %s reached its task limit: recycling", owner.worker_id)
             owner.stop(recycle=True)
-            return None
+            return None, 0
         jobs = []
         try:
-            jobs = self._record_and_claim(size)
+            jobs = self._record_and_claim(self.slot.pending, asked)
+        finally:
+            owner.budget.give_back(asked - len(jobs))
+        self.slot.waiting.extend(jobs)
+        return len(jobs), asked
+
+    def _start_ahead(self, sizer) -> None:
+        """Claim the next batch in the helper thread while this one runs."""
+        size = sizer.next_size()
+        # One job at a time means jobs of 25 ms or more: one claimed ahead
+        # would wait behind a slow one while another worker could run it.
+        if size < 2 or sizer.mean_seconds < claim_ahead.MIN_JOB_SECONDS:
+            return
+        if self.owner.stopping.is_set():
+            return
+        size = self.owner.budget.take(size)
+        if size == 0:
+            return
+        slot = self.slot
+        # The helper writes these outcomes; the batch about to run adds its
+        # own to a new list. The main thread writes both at exit.
+        slot.writing, slot.pending = slot.pending, []
+        self.ahead.start(self._claim_ahead, slot.writing, size)
+
+    def _claim_ahead(self, outcomes, size):
+        """In the helper thread: write ``outcomes``, claim up to ``size`` into slot.waiting."""
+        owner = self.owner
+        jobs = []
+        try:
+            jobs = self._record_and_claim(outcomes, size)
+        except DatabaseError:
+            # The helper's own connection (Django's are per thread).
+            outages.close_connection(owner.database)
+            raise
         finally:
             owner.budget.give_back(size - len(jobs))
-        return jobs
+        # The claim has committed: from here the main thread may hand them
+        # back like any job that has not started.
+        self.slot.waiting.extend(jobs)
+        return len(jobs), size
 
-    def _record_and_claim(self, size):
-        """Write the outcomes of the last batch and claim the next, in one transaction.
+    def _take_ahead(self):
+        """(claimed, asked) of the claim ahead; on an error its outcomes are pending again."""
+        slot = self.slot
+        try:
+            return self.ahead.result()
+        except BaseException:
+            # Rolled back, so not written: they go with the next claim.
+            slot.pending[:0] = slot.writing
+            raise
+        finally:
+            slot.writing = []
+
+    def _record_and_claim(self, outcomes, size):
+        """Write ``outcomes`` (of the last batch) and claim the next, in one transaction.
 
         One commit per batch instead of two: a commit waits for the disk, and
         every BEGIN and COMMIT is a round trip. The outcomes become visible
         when the claim that follows them commits, a claim later than before.
+        ``outcomes`` is emptied once they are written.
         """
         owner = self.owner
-        pending = self.slot.pending
-        if pending:
+        if outcomes:
             try:
                 with transaction.atomic(using=owner.database):
-                    record(owner.database, owner.worker_id, pending)
+                    record(owner.database, owner.worker_id, outcomes)
                     jobs = self._claim(size)
                     if connections[owner.database].needs_rollback:
                         # Code inside caught a database error: the block would
@@ -187,9 +268,10 @@ class ClaimThread:
                 # The database refused an outcome (e.g. a return value jsonb
                 # rejects) and the transaction rolled back, claim included:
                 # write them one by one, then claim alone.
-                self._record()
+                outages.record_outcomes(owner.database, owner.worker_id, outcomes)
+                outcomes.clear()
             else:
-                pending.clear()
+                outcomes.clear()
                 return jobs
         return self._claim(size)
 
@@ -210,16 +292,17 @@ class ClaimThread:
             skip_tasks=owner.left_to_others.current(),
         )
 
-    def _run_batch(self, executor, sizer, jobs) -> None:
+    def _run_batch(self, executor, sizer, count) -> None:
+        """Run the next ``count`` waiting jobs (fewer if stopped or handed back)."""
         owner = self.owner
         slot = self.slot
         pending = slot.pending
         stopping = owner.stopping
         started = time.monotonic()
         ran = 0
-        # From here on the main thread may take waiting jobs away (hand-back).
-        slot.waiting.extend(jobs)
-        while not stopping.is_set() and (job := slot.next_job()) is not None:
+        # The main thread may take waiting jobs away (hand-back) meanwhile;
+        # the jobs after ``count`` are the next batch, claimed ahead.
+        while ran < count and not stopping.is_set() and (job := slot.next_job()) is not None:
             requested = owner.cancel_watch.requested
             if requested and job.id in requested:
                 # Cancelled after the claim, before it started: never run it.
@@ -242,6 +325,11 @@ class ClaimThread:
         self.processed += ran
         if self.unknown:
             self._settle_unknown()
+        if not stopping.is_set():
+            return
+        if self.ahead.busy:
+            # Its jobs (once claimed) are to go back with the others.
+            self._take_ahead()
         unstarted = slot.take_waiting()
         if unstarted:
             # Stopping: record what ran (the next claim will not), and the

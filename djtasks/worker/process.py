@@ -267,7 +267,9 @@ class WorkerProcess:
         """Record every pending outcome, hand back the other RUNNING jobs, unregister."""
         outcomes = list(first)
         for slot in self.slots:
-            outcomes.extend(list(slot.pending))
+            # Outcomes a claim ahead was writing too: if it did write them,
+            # writing them again changes nothing (the attempt guard).
+            outcomes.extend([*slot.writing, *slot.pending])
         deadline = time.monotonic() + max(5.0, min(self.shutdown_timeout, 30.0))
         failures = 0
         while True:

@@ -27,7 +27,7 @@ from djtasks.worker.outcomes import Outcome
 class Slot:
     """What one claim thread is doing, as the watchdog sees it."""
 
-    __slots__ = ("current", "pending", "thread", "waiting")
+    __slots__ = ("current", "pending", "thread", "waiting", "writing")
 
     def __init__(self):
         # (claimed job, time.monotonic() at its start) or None. One tuple,
@@ -36,6 +36,9 @@ class Slot:
         self.current = None
         # Outcomes not yet written to the database.
         self.pending = []
+        # Outcomes a claim ahead is writing now (djtasks.worker.claim_ahead);
+        # back in pending if that fails.
+        self.writing = []
         self.thread = None
         # Claimed jobs of the current batch that have not started. The claim
         # thread pops the next job from the left; the main thread may take

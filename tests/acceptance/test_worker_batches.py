@@ -10,8 +10,9 @@ import os
 import signal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
+import djtasks
 from djtasks.models import Job, JobStatus
 from tests import tasks
 from tests.acceptance.conftest import wait_for
@@ -89,3 +90,46 @@ def test_a_worker_killed_mid_batch_loses_only_its_running_job(start_worker):
         assert job.errors[-1]["exception_class_path"] == "djtasks.exceptions.WorkerLost"
     # ...the rest of the killed process's batch went back to READY, uncounted.
     assert Job.objects.filter(attempts__gt=1).count() == len(lost)
+
+
+def worker_connections():
+    """Connections to the test database other than this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_worker_stopped_mid_drain_runs_each_job_once_and_hands_back_the_rest(start_worker):
+    total = 3000
+    djtasks.bulk_enqueue(tasks.ledger, [((), {"tag": "drain", "seconds": 0.001})] * total)
+    worker = start_worker("--processes", "1")
+    wait_for(
+        lambda: Ledger.objects.filter(tag="drain").count() >= 500, 30, "a sixth of the jobs", worker
+    )
+    if connection.vendor == "postgresql":
+        # Main thread, listener, claim thread and the helper that claims
+        # ahead: P x (2T + 2) with P = T = 1 (docs/deployment.md).
+        assert worker_connections() == 4
+
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+    jobs = Job.objects.all()
+    # Nothing left RUNNING: the batch in hand and the one claimed ahead went back.
+    assert not jobs.filter(status=JobStatus.RUNNING).exists()
+    ran = Ledger.objects.filter(tag="drain")
+    assert jobs.filter(status=JobStatus.SUCCESSFUL).count() == ran.count() < total
+    assert set(jobs.filter(status=JobStatus.SUCCESSFUL).values_list("attempts", flat=True)) == {1}
+    assert set(jobs.filter(status=JobStatus.READY).values_list("attempts", flat=True)) == {0}
+
+    second = start_worker("--processes", "1")
+    wait_for(lambda: finished(total), 60, "every job to finish", second)
+    # Each job ran exactly once across the two workers.
+    assert ran.count() == total
+    assert ran.values("job_id").distinct().count() == total
+    if connection.vendor == "postgresql":
+        # Idle again: the helper and its connection are gone, P x (T + 2).
+        wait_for(lambda: worker_connections() == 3, 10, "the idle worker's 3 connections", second)

@@ -219,7 +219,7 @@ def test_a_batch_whose_claim_swallowed_an_error_keeps_its_outcomes_pending(monke
     monkeypatch.setattr(ClaimThread, "_claim", claim_that_swallows)
 
     with pytest.raises(DatabaseError):
-        claimer._record_and_claim(10)
+        claimer._record_and_claim(claimer.slot.pending, 10)
 
     # Nothing was run on a claim that did not commit, nothing was lost.
     assert len(claimer.slot.pending) == 1

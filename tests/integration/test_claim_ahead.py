@@ -1,0 +1,164 @@
+"""Claiming ahead (djtasks.worker.claim_ahead) with a real in-process worker.
+
+While a batch of short jobs runs, a helper thread writes the last batch's
+outcomes and claims the next one. These tests show that it does, on its
+own connection, and that a stop or a database error in the middle of it
+neither loses nor repeats a job.
+"""
+
+import threading
+
+import pytest
+from django.db import OperationalError, connection
+from django.test import override_settings
+
+from djtasks.models import Job, JobStatus
+from djtasks.worker import claim_ahead
+from djtasks.worker.claim_thread import ClaimThread
+from tests import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JOBS = 400
+
+
+def enqueue_short_jobs(count=JOBS, seconds=0.0003):
+    """Jobs of a fraction of a millisecond, like a quick query: claimed ahead."""
+    import djtasks
+
+    calls = [((), {"seconds": seconds})] * count
+    return [result.id for result in djtasks.bulk_enqueue(tasks.sleeping, calls)]
+
+
+@pytest.fixture
+def claims_in_helper(monkeypatch):
+    """The thread names and database connections each claim ahead ran on."""
+    seen = []
+    original = ClaimThread._claim_ahead
+
+    def spy(self, outcomes, size):
+        from django.db import connections
+
+        result = original(self, outcomes, size)
+        seen.append((threading.current_thread().name, id(connections[self.owner.database])))
+        return result
+
+    monkeypatch.setattr(ClaimThread, "_claim_ahead", spy)
+    return seen
+
+
+def assert_each_job_ran_once(job_ids):
+    jobs = Job.objects.filter(pk__in=job_ids)
+    assert jobs.filter(status=JobStatus.SUCCESSFUL).count() == len(job_ids)
+    assert set(jobs.values_list("attempts", flat=True)) == {1}
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite: see the test below")
+def test_a_drain_of_short_jobs_claims_ahead_on_a_second_connection(burst_worker, claims_in_helper):
+    job_ids = enqueue_short_jobs()
+
+    burst_worker()
+
+    assert_each_job_ran_once(job_ids)
+    # Most batches after the first few were claimed ahead, all in the helper.
+    assert len(claims_in_helper) >= 3
+    assert {name.startswith("djtasks-claim-ahead-0") for name, _ in claims_in_helper} == {True}
+    assert len({connection_id for _, connection_id in claims_in_helper}) == 1
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite: see the test below")
+def test_no_claim_ahead_when_turned_off(burst_worker, claims_in_helper):
+    job_ids = enqueue_short_jobs()
+
+    with override_settings(DJTASKS={"CLAIM_AHEAD": False}):
+        burst_worker()
+
+    assert_each_job_ran_once(job_ids)
+    assert claims_in_helper == []
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite")
+@pytest.mark.parametrize(
+    ("mean_seconds", "claims_ahead"),
+    [
+        (0.00002, False),  # a no-op job: nothing to overlap (MIN_JOB_SECONDS)
+        (0.0003, True),  # a quick query
+        (0.03, False),  # a slow job: one at a time, never one waiting behind it
+    ],
+)
+def test_which_jobs_are_claimed_ahead(mean_seconds, claims_ahead):
+    from djtasks.worker.claim_thread import BatchSizer
+    from djtasks.worker.process import WorkerProcess
+
+    job_ids = enqueue_short_jobs(10)
+    claimer = WorkerProcess(burst=True, worker_id="w-ahead").claimers[0]
+    sizer = BatchSizer(100)
+    sizer.mean_seconds = mean_seconds
+
+    claimer._start_ahead(sizer)
+
+    assert claimer.ahead.busy is claims_ahead
+    if claims_ahead:
+        claimed, _asked = claimer._take_ahead()
+        assert claimed == len(claimer.slot.waiting) == 10
+        assert Job.objects.filter(pk__in=job_ids, status=JobStatus.RUNNING).count() == 10
+    claimer.ahead.close()
+
+
+def test_claiming_ahead_is_off_on_sqlite_and_when_turned_off():
+    assert claim_ahead.enabled("default") is (connection.vendor != "sqlite")
+    with override_settings(DJTASKS={"CLAIM_AHEAD": False}):
+        assert claim_ahead.enabled("default") is False
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite")
+def test_a_stop_hands_back_the_jobs_claimed_ahead(burst_worker, monkeypatch, claims_in_helper):
+    job_ids = enqueue_short_jobs()
+    original = ClaimThread._run_one
+    ran = []
+
+    def run_one_then_stop(self, executor, job):
+        outcome = original(self, executor, job)
+        ran.append(job.id)
+        if len(ran) == 250:
+            # Batches are big by now: a claim ahead is in flight or done.
+            self.owner.stop()
+        return outcome
+
+    monkeypatch.setattr(ClaimThread, "_run_one", run_one_then_stop)
+
+    burst_worker()
+
+    assert claims_in_helper
+    jobs = Job.objects.filter(pk__in=job_ids)
+    assert not jobs.filter(status=JobStatus.RUNNING).exists()
+    successful = set(jobs.filter(status=JobStatus.SUCCESSFUL).values_list("pk", flat=True))
+    assert successful == set(ran)
+    # The rest went back uncounted, ready for the next worker.
+    ready = jobs.filter(status=JobStatus.READY)
+    assert ready.count() == JOBS - len(ran) > 0
+    assert set(ready.values_list("attempts", flat=True)) == {0}
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite")
+def test_outcomes_of_a_failed_claim_ahead_are_written_by_a_later_claim(
+    burst_worker, monkeypatch, claims_in_helper
+):
+    job_ids = enqueue_short_jobs()
+    original = ClaimThread._record_and_claim
+    failed = []
+
+    def fail_once_in_the_helper(self, outcomes, size):
+        if not failed and outcomes and threading.current_thread().name.startswith("djtasks-claim"):
+            failed.append(len(outcomes))
+            raise OperationalError("the connection dropped")
+        return original(self, outcomes, size)
+
+    monkeypatch.setattr(ClaimThread, "_record_and_claim", fail_once_in_the_helper)
+
+    burst_worker()
+
+    assert failed and failed[0] > 0
+    # The outcomes the helper held went back to pending: none lost, no job
+    # run twice.
+    assert_each_job_ran_once(job_ids)
