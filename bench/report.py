@@ -56,6 +56,13 @@ FIGURES = {
         True,
     ),
     "drain_history_rss": ("worker RSS after the history drain", "MB", None, False),
+    "drain_history_empty": (
+        "drain, 1 process, empty table, each run next to one of the history drain",
+        "jobs/s",
+        "drain_1",
+        True,
+    ),
+    "drain_history_empty_rss": ("worker RSS after the paired empty-table drain", "MB", None, False),
     "drain_quiet_log_rss": ("worker RSS after the quiet-log drain", "MB", None, False),
     "drain_sqlite": ("drain on SQLite, 1 process", "jobs/s", "drain_1", True),
     "drain_sqlite_rss": ("worker RSS after the SQLite drain", "MB", None, False),
@@ -541,9 +548,10 @@ def _targets_18(context, results):
         0.6,
     )
     row(
-        f"drain with {context['options']['history_rows']:,} finished rows ≥ 0.95× the empty table",
+        f"drain with {context['options']['history_rows']:,} finished rows ≥ 0.95× the empty "
+        "table (drained next to it)",
         get("drain_history"),
-        get("drain_1"),
+        get("drain_history_empty") or get("drain_1"),
         0.95,
     )
     row(
@@ -634,8 +642,9 @@ def _targets(context, results):
     one = get("enqueue_one")
     row("one-by-one enqueue ≥ 2,000/s", fmt(one, "jobs/s"), None if one is None else one >= 2000)
     with_history = get("drain_history")
-    if with_history and drain_1:
-        cost = 1 - with_history / drain_1
+    empty = get("drain_history_empty") or drain_1
+    if with_history and empty:
+        cost = 1 - with_history / empty
         row(
             f"{history:,} finished rows cost ≤ 10% of drain rate",
             f"{cost * 100:.0f}%",

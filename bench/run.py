@@ -467,9 +467,13 @@ class Bench:
         fill="fill",
         commands=None,
         runs=None,
+        run_number=0,
         **worker_env,
     ):
-        """Fill the queue, start the workers, time the drain; once per run."""
+        """Fill the queue, start the workers, time the drain; once per run.
+
+        ``run_number``: the first run's number, less one, in the log.
+        """
         jobs = jobs or self.jobs_for(system)
         for run in range(runs or self.options.runs):
             if reset:
@@ -524,9 +528,35 @@ class Bench:
             if rss:
                 self.add(system, f"{figure}_rss", max(rss))
             log(
-                f"{system.key}: {figure} run {run + 1}: {answer['rate']:,.0f} jobs/s, "
+                f"{system.key}: {figure} run {run_number + run + 1}: {answer['rate']:,.0f} jobs/s, "
                 f"RSS {', '.join(f'{size:.0f}' for size in rss)} MB"
             )
+
+    def history_drains(self, system):
+        """Drains over a long history, each paired with one on an empty table.
+
+        The history lives in a database of its own, so the two drains of a
+        pair run back to back, in turns first: the machine's speed drifts
+        between drains (the worker's own CPU per job, the same work in both,
+        moved 64-85 us in twelve drains here), and a ratio of figures taken
+        minutes apart measured that drift as much as the history.
+        """
+        full = history_variant(system)
+        env.db_admin(system.python, "create", full.url)
+        try:
+            full.driver("setup")
+            full.driver("history", self.options.history_rows, timeout=1800)
+            for run in range(self.options.runs):
+                pair = [(system, "drain_history_empty"), (full, "drain_history")]
+                for target, figure in pair if run % 2 == 0 else pair[::-1]:
+                    if target is full:
+                        # The drained jobs join the history, vacuumed as
+                        # autovacuum would have by then.
+                        full.driver("vacuum", timeout=1800)
+                    self.drain(target, 1, figure, target is system, runs=1, run_number=run)
+        finally:
+            if not self.options.keep_databases:
+                env.db_admin(system.python, "drop", full.url)
 
     def latency(self, system, figure="latency", **worker_env):
         options = self.options
@@ -631,15 +661,7 @@ class Bench:
                 BENCH_QUIET_TASK_LOG="1",
             )
         if system.url and system.url.startswith("postgres") and options.history_rows:
-
-            def history():
-                system.driver("reset")
-                system.driver("history", options.history_rows, timeout=1800)
-                # The drained jobs join the history: no reset between runs.
-                self.drain(system, 1, "drain_history", False)
-                system.driver("reset")
-
-            self.guarded(system, "drain with history", history)
+            self.guarded(system, "drain with history", self.history_drains, system)
         if sqlite_system is not None:
             self.guarded(sqlite_system, "setup", sqlite_system.driver, "setup")
             self.guarded(
@@ -1030,6 +1052,14 @@ def mariadb_unusable(python, options):
         last = (error.stderr.strip().splitlines() or ["?"])[-1]
         return f"no MariaDB answers at {options.mariadb_url} ({last})"
     return None
+
+
+def history_variant(djtasks):
+    """The djtasks system again (its figures under its key), on a database of its own."""
+    system = Djtasks(djtasks.venv)
+    system.python = djtasks.python
+    system.url = env.database_url(djtasks.url, "history")
+    return system
 
 
 def sqlite_variant(djtasks, options):

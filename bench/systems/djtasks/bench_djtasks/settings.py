@@ -9,6 +9,8 @@ BENCH_POLL_INTERVAL sets DJTASKS["POLL_INTERVAL"] (the polling latency on
 MariaDB); BENCH_COUNT_DIR counts the statements sent to MariaDB
 (bench/mysql_count.py). BENCH_LISTEN=0 sets DJTASKS["LISTEN"] = False (idle
 workers poll; one connection fewer per worker process), for bench/hosts.py.
+BENCH_CLAIM_AHEAD=0 sets DJTASKS["CLAIM_AHEAD"] = False (a claim thread
+claims only between batches), to measure what claiming ahead gains.
 """
 
 import os
@@ -65,3 +67,5 @@ if os.environ.get("BENCH_QUIET_TASK_LOG"):
         "disable_existing_loggers": False,
         "loggers": {"django.tasks": {"level": "WARNING"}},
     }
+if os.environ.get("BENCH_CLAIM_AHEAD") == "0":
+    DJTASKS["CLAIM_AHEAD"] = False
