@@ -91,7 +91,8 @@ def one_run(python, url, jobs, millis, ahead):
         result = json.loads(child.stdout.readline())
         result["server_cpu"] = server() - before
     finally:
-        child.kill() if child.poll() is None else None
+        if child.poll() is None:
+            child.kill()
         child.wait()
     result["rate"] = jobs / result["seconds"]
     return result

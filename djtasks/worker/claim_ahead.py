@@ -26,12 +26,12 @@ Not on SQLite, which has one writer at a time: the helper's claim would
 queue behind the jobs' own writes and theirs behind it.
 """
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import DatabaseError, connections
+from django.db import connections
 
 from djtasks.conf import settings
+from djtasks.worker import outages
 
 # Jobs shorter than this on average are not claimed ahead. A batch of them
 # runs in less time than its claim takes, so there is little to overlap,
@@ -49,8 +49,9 @@ def enabled(database: str) -> bool:
 class ClaimAhead:
     """One helper thread that runs one claim at a time for a claim thread."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, database: str):
         self._name = name
+        self._database = database
         self._pool = None  # started on the first claim ahead
         self._future = None
 
@@ -79,14 +80,8 @@ class ClaimAhead:
             # whatever it raised: the main thread writes and hands them back.
             self._future.exception()
             self._future = None
-        # Django's connections are per thread: only the helper can close its own.
-        self._pool.submit(_close_connections).result()
+        # Django's connections are per thread: only the helper can close its
+        # own (a broken one fails quietly: the claim thread must not end over it).
+        self._pool.submit(outages.close_connection, self._database).result()
         self._pool.shutdown()
         self._pool = None
-
-
-def _close_connections() -> None:
-    # A broken connection may fail to close; it is dropped all the same, and
-    # the claim thread must not end over it.
-    with contextlib.suppress(DatabaseError):
-        connections.close_all()

@@ -105,7 +105,7 @@ class ClaimThread:
         # database error leaves none of them RUNNING here for ever.
         self.unknown = []
         # The helper that claims the next batch while this one runs.
-        self.ahead = claim_ahead.ClaimAhead(f"djtasks-claim-ahead-{index}")
+        self.ahead = claim_ahead.ClaimAhead(f"djtasks-claim-ahead-{index}", owner.database)
         self.claims_ahead = claim_ahead.enabled(owner.database)
 
     def run(self) -> None:
@@ -204,9 +204,8 @@ class ClaimThread:
         size = sizer.next_size()
         # One job at a time means jobs of 25 ms or more: one claimed ahead
         # would wait behind a slow one while another worker could run it.
-        if size < 2 or sizer.mean_seconds < claim_ahead.MIN_JOB_SECONDS:
-            return
-        if self.owner.stopping.is_set():
+        too_short = sizer.mean_seconds < claim_ahead.MIN_JOB_SECONDS
+        if size < 2 or too_short or self.owner.stopping.is_set():
             return
         size = self.owner.budget.take(size)
         if size == 0:
