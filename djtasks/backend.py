@@ -19,10 +19,10 @@ from djtasks.compat import (
 )
 from djtasks.conf import settings
 from djtasks.enqueue.insert import insert_job, insert_jobs
-from djtasks.enqueue.rows import job_row, not_started
+from djtasks.enqueue.rows import is_unique, job_row, job_rows, not_started
 from djtasks.enqueue.task import DatabaseTask, absolute_run_after
 from djtasks.models import Job, JobStatus
-from djtasks.results import to_task_result
+from djtasks.results import enqueued_result, to_task_result
 
 
 class DatabaseBackend(BaseTaskBackend):
@@ -83,31 +83,39 @@ class DatabaseBackend(BaseTaskBackend):
         values = job_row(self, task, args, kwargs, timezone.now())
         if values["unique_key"] is None:
             insert_job(self.database, values)
-            job = not_started(values)
+            result = enqueued_result(task, values)
         else:
             job = self._save_unique(values)
-        # A duplicate of a unique job may be another task that shares the key.
-        same_task = job.task_path == task.module_path
-        result = to_task_result(job, task if same_task else None)
+            # A duplicate of a unique job may be another task that shares the key.
+            same_task = job.task_path == task.module_path
+            result = to_task_result(job, task if same_task else None)
         signals_of(result.task).task_enqueued.send(type(self), task_result=result)
         return result
 
     def bulk_enqueue(self, calls):
-        """Insert many jobs in one statement; ``calls`` is (task, args, kwargs)."""
+        """Insert many jobs with one statement; ``calls`` is (task, args, kwargs)."""
         calls = list(calls)
-        now = timezone.now()
-        max_bytes = settings.MAX_PAYLOAD_BYTES
-        rows = []
-        for task, args, kwargs in calls:
+        tasks = {id(task): task for task, _, _ in calls}.values()
+        for task in tasks:
             self._validate_once(task)
-            rows.append(job_row(self, task, args, kwargs, now, max_bytes))
-        if any(row["unique_key"] for row in rows):
+        if any(is_unique(task) for task in tasks):
             # A unique job may turn out to be a duplicate; insert those one at
             # a time so each can fall back to the job already there.
             with transaction.atomic(using=self.database):
                 return [self.enqueue(*call) for call in calls]
-        insert_jobs(self.database, rows)
-        results = [to_task_result(not_started(row), call[0]) for row, call in zip(rows, calls)]
+        rows = job_rows(self, calls, timezone.now(), settings.MAX_PAYLOAD_BYTES)
+        results = []
+
+        def make_results(chunk):
+            # The TaskResults of rows the database is inserting meanwhile.
+            start = len(results)
+            results.extend(
+                enqueued_result(call[0], row)
+                for call, row in zip(calls[start : start + len(chunk)], chunk, strict=True)
+            )
+
+        insert_jobs(self.database, rows, meanwhile=make_results)
+        # After the insert: a receiver may read the job's row.
         for result in results:
             signals_of(result.task).task_enqueued.send(type(self), task_result=result)
         return results

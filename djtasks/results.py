@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+from types import SimpleNamespace
 
 from djtasks import registry
 from djtasks.compat import framework_of
@@ -61,6 +62,37 @@ def to_task_result(job, task=None):
         ],
         list(job.worker_ids),
         job.return_value,
+    )
+
+
+def enqueued_result(task, row: dict):
+    """The TaskResult of a job row just inserted (see djtasks.enqueue.rows).
+
+    The same as to_task_result() of the row, for the enqueue paths: nothing
+    has run yet, so there are no errors, workers or return value to read.
+    """
+    framework = framework_of(task)
+    if (
+        task.queue_name != row["queue_name"]
+        or task.priority != row["priority"]
+        or task.run_after != row["run_after"]
+        or task.backend != row["backend"]
+    ):
+        task = task_as_enqueued(task, SimpleNamespace(**row))
+    return _builder(framework)(
+        task,
+        str(row["id"]),
+        _statuses(framework)[row["status"]],
+        row["enqueued_at"],
+        None,
+        None,
+        None,
+        row["args"],
+        row["kwargs"],
+        row["backend"],
+        [],
+        [],
+        None,
     )
 
 

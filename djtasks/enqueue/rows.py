@@ -38,18 +38,32 @@ def not_started(row: dict) -> SimpleNamespace:
 
 def job_row(backend, task, args, kwargs, now, max_bytes=None) -> dict:
     """The fields of a new job row for this call of ``task`` through ``backend``, validated."""
-    path = task.module_path
-    if max_bytes is None:
-        max_bytes = settings.MAX_PAYLOAD_BYTES
-    args, kwargs = prepare_arguments(path, args, kwargs, max_bytes)
+    return call_row(task_columns(backend, task, now), task, args, kwargs, max_bytes)
+
+
+def job_rows(backend, calls, now, max_bytes=None) -> list[dict]:
+    """The rows of many ``(task, args, kwargs)`` calls, as job_row makes them.
+
+    What depends on the task alone is worked out once per task, not per call:
+    it is most of a row, and a bulk enqueue is mostly calls of one task.
+    """
+    columns_of = {}  # id(task) -> its columns; the tasks live in ``calls``
+    rows = []
+    for task, args, kwargs in calls:
+        columns = columns_of.get(id(task))
+        if columns is None:
+            columns = columns_of[id(task)] = task_columns(backend, task, now)
+        rows.append(call_row(columns, task, args, kwargs, max_bytes))
+    return rows
+
+
+def task_columns(backend, task, now) -> dict:
+    """The columns every job of ``task`` enqueued now through ``backend`` shares."""
     return {
-        "id": uuid.uuid4(),
-        "task_path": path,
+        "task_path": task.module_path,
         "backend": backend.alias,
         "queue_name": task.queue_name,
         "priority": task.priority,
-        "args": args,
-        "kwargs": kwargs,
         "status": JobStatus.READY,
         "enqueued_at": now,
         "run_after": task.run_after,
@@ -58,9 +72,23 @@ def job_row(backend, task, args, kwargs, now, max_bytes=None) -> dict:
         "max_attempts": getattr(task, "max_attempts", 1),
         "retry_policy": policy_of(task),
         "timeout": getattr(task, "timeout", None),
+        **about_columns(backend.database, getattr(task, "about", None)),
+    }
+
+
+def call_row(columns: dict, task, args, kwargs, max_bytes=None) -> dict:
+    """The row of one call: the task's ``columns`` and what the arguments decide."""
+    path = columns["task_path"]
+    if max_bytes is None:
+        max_bytes = settings.MAX_PAYLOAD_BYTES
+    args, kwargs = prepare_arguments(path, args, kwargs, max_bytes)
+    return {
+        "id": uuid.uuid4(),
+        **columns,
+        "args": args,
+        "kwargs": kwargs,
         "unique_key": unique_key_of(task, path, args, kwargs),
         **limit_values(task, args, kwargs),
-        **about_columns(backend.database, getattr(task, "about", None)),
     }
 
 
@@ -89,6 +117,11 @@ def limit_values(task, args, kwargs) -> dict:
         "concurrency_limit": limit,
         "limited": True,
     }
+
+
+def is_unique(task) -> bool:
+    """Whether the jobs of ``task`` carry a unique key (see unique_key_of)."""
+    return getattr(task, "unique_key", None) is not None or getattr(task, "unique", False)
 
 
 def unique_key_of(task, path, args, kwargs):

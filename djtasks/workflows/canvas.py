@@ -215,9 +215,8 @@ def _backend_of(steps, backend_class):
 
 def _enqueue(backend, workflow: Workflow) -> WorkflowResult:
     from djtasks.enqueue.insert import insert_jobs
-    from djtasks.enqueue.rows import not_started
     from djtasks.models import ERROR_STAGE
-    from djtasks.results import to_task_result
+    from djtasks.results import enqueued_result
 
     workflow_id = uuid4()
     now = timezone.now()
@@ -243,7 +242,7 @@ def _enqueue(backend, workflow: Workflow) -> WorkflowResult:
         insert_jobs(backend.database, rows)
     results = {}
     for item, row in _pairs(workflow, rows):
-        result = to_task_result(not_started(row), item.task)
+        result = enqueued_result(item.task, row)
         results[row["id"]] = result
         signals_of(item.task).task_enqueued.send(type(backend), task_result=result)
     return WorkflowResult(
