@@ -4,8 +4,8 @@ This is the hot path: per job it does one executor call plus a few
 attribute writes; the database sees one transaction per batch, which writes
 the outcomes of the previous batch and claims the next (two statements),
 never a query per job. While a batch of short jobs runs, that transaction
-runs in a helper thread (djtasks.worker.claim_ahead), so the thread finds
-the next batch ready when this one ends.
+runs in helper threads (djtasks.worker.claim_ahead), two at a time, so the
+thread finds the next batch ready when this one ends.
 """
 
 import logging
@@ -140,11 +140,10 @@ class ClaimThread:
                     # Idle: the helper's connection is held only while busy.
                     self.ahead.close()
                     owner.doorbell.wait(rings, owner.poll_interval)
-            if self.ahead.busy:
-                # Stopped by a database error or the task budget with a claim
-                # ahead in flight: its jobs join the waiting ones, which the
-                # main thread hands back at exit.
-                self._take_ahead()
+            # Stopped by a database error or the task budget with claims
+            # ahead in flight: their jobs join the waiting ones, which the
+            # main thread hands back at exit.
+            self._take_all_ahead()
             if self.slot.pending:
                 self._record()
         except DatabaseError as error:
@@ -168,7 +167,7 @@ class ClaimThread:
         if the queue looks full of short jobs, the next one is claimed ahead.
         """
         claimed = 0
-        if self.ahead.busy:
+        while not claimed and self.ahead.busy:
             claimed, asked = self._take_ahead()
         # A claim ahead that found nothing ran while the last batch did: the
         # NOTIFY of a job enqueued since may have rung before the caller
@@ -200,21 +199,25 @@ class ClaimThread:
         return len(jobs), asked
 
     def _start_ahead(self, sizer) -> None:
-        """Claim the next batch in the helper thread while this one runs."""
+        """Claim the next batches in helper threads while this one runs."""
         size = sizer.next_size()
         # One job at a time means jobs of 25 ms or more: one claimed ahead
         # would wait behind a slow one while another worker could run it.
-        too_short = sizer.mean_seconds < claim_ahead.MIN_JOB_SECONDS
-        if size < 2 or too_short or self.owner.stopping.is_set():
-            return
-        size = self.owner.budget.take(size)
-        if size == 0:
+        if size < 2:
             return
         slot = self.slot
-        # The helper writes these outcomes; the batch about to run adds its
-        # own to a new list. The main thread writes both at exit.
-        slot.writing, slot.pending = slot.pending, []
-        self.ahead.start(self._claim_ahead, slot.writing, size)
+        while not self.ahead.full and not self.owner.stopping.is_set():
+            granted = self.owner.budget.take(size)
+            if granted == 0:
+                return
+            # The helper writes these outcomes (the first claim started takes
+            # those of the last batch, the others none); the batch about to
+            # run adds its own to a new list. The main thread writes any
+            # still in slot.writing at exit.
+            outcomes = slot.pending
+            self.ahead.start(self._claim_ahead, outcomes, granted)
+            slot.pending = []
+            slot.writing.append(outcomes)
 
     def _claim_ahead(self, outcomes, size):
         """In the helper thread: write ``outcomes``, claim up to ``size`` into slot.waiting."""
@@ -234,16 +237,30 @@ class ClaimThread:
         return len(jobs), size
 
     def _take_ahead(self):
-        """(claimed, asked) of the claim ahead; on an error its outcomes are pending again."""
+        """(claimed, asked) of the oldest claim ahead; if it failed, its outcomes are pending."""
         slot = self.slot
+        # Claims are taken in the order they started, as slot.writing holds
+        # their outcomes.
+        outcomes = slot.writing[0]
         try:
             return self.ahead.result()
         except BaseException:
             # Rolled back, so not written: they go with the next claim.
-            slot.pending[:0] = slot.writing
+            slot.pending[:0] = outcomes
             raise
         finally:
-            slot.writing = []
+            del slot.writing[0]
+
+    def _take_all_ahead(self) -> None:
+        """Wait for every claim ahead in flight; raise the first error after all are in."""
+        error = None
+        while self.ahead.busy:
+            try:
+                self._take_ahead()
+            except BaseException as failed:  # noqa: BLE001 - raised once the rest are in
+                error = error or failed
+        if error is not None:
+            raise error
 
     def _record_and_claim(self, outcomes, size):
         """Write ``outcomes`` (of the last batch) and claim the next, in one transaction.
@@ -326,9 +343,8 @@ class ClaimThread:
             self._settle_unknown()
         if not stopping.is_set():
             return
-        if self.ahead.busy:
-            # Its jobs (once claimed) are to go back with the others.
-            self._take_ahead()
+        # Their jobs (once claimed) are to go back with the others.
+        self._take_all_ahead()
         unstarted = slot.take_waiting()
         if unstarted:
             # Stopping: record what ran (the next claim will not), and the

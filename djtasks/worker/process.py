@@ -269,7 +269,9 @@ class WorkerProcess:
         for slot in self.slots:
             # Outcomes a claim ahead was writing too: if it did write them,
             # writing them again changes nothing (the attempt guard).
-            outcomes.extend([*slot.writing, *slot.pending])
+            for writing in slot.writing:
+                outcomes.extend(writing)
+            outcomes.extend(slot.pending)
         deadline = time.monotonic() + max(5.0, min(self.shutdown_timeout, 30.0))
         failures = 0
         while True:

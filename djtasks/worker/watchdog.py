@@ -36,8 +36,9 @@ class Slot:
         self.current = None
         # Outcomes not yet written to the database.
         self.pending = []
-        # Outcomes a claim ahead is writing now (djtasks.worker.claim_ahead);
-        # back in pending if that fails.
+        # The outcomes each claim ahead in flight is writing, a list per
+        # claim, oldest first (djtasks.worker.claim_ahead); back in pending
+        # if that claim fails.
         self.writing = []
         self.thread = None
         # Claimed jobs of the current batch that have not started. The claim

@@ -110,9 +110,9 @@ def test_a_worker_stopped_mid_drain_runs_each_job_once_and_hands_back_the_rest(s
         lambda: Ledger.objects.filter(tag="drain").count() >= 500, 30, "a sixth of the jobs", worker
     )
     if connection.vendor == "postgresql":
-        # Main thread, listener, claim thread and the helper that claims
-        # ahead: P x (2T + 2) with P = T = 1 (docs/deployment.md).
-        assert worker_connections() == 4
+        # Main thread, listener, claim thread and the two helpers that claim
+        # ahead: P x (3T + 2) with P = T = 1 (docs/deployment.md).
+        assert worker_connections() == 5
 
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait() == 0

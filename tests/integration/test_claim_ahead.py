@@ -1,9 +1,9 @@
 """Claiming ahead (djtasks.worker.claim_ahead) with a real in-process worker.
 
-While a batch of short jobs runs, a helper thread writes the last batch's
-outcomes and claims the next one. These tests show that it does, on its
-own connection, and that a stop or a database error in the middle of it
-neither loses nor repeats a job.
+While a batch of short jobs runs, helper threads write the last batch's
+outcomes and claim the next ones, two claims in flight at once. These tests
+show that they do, each on its own connection, and that a stop or a
+database error in the middle of it neither loses nor repeats a job.
 """
 
 import threading
@@ -30,16 +30,33 @@ def enqueue_short_jobs(count=JOBS, seconds=0.0003):
     return [result.id for result in djtasks.bulk_enqueue(tasks.sleeping, calls)]
 
 
+class HelperClaims(list):
+    """(thread name, connection id) of each claim ahead, and the most in flight at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+
+
 @pytest.fixture
 def claims_in_helper(monkeypatch):
     """The thread names and database connections each claim ahead ran on."""
-    seen = []
+    seen = HelperClaims()
     original = ClaimThread._claim_ahead
 
     def spy(self, outcomes, size):
         from django.db import connections
 
-        result = original(self, outcomes, size)
+        with seen.lock:
+            seen.running += 1
+            seen.most_at_once = max(seen.most_at_once, seen.running)
+        try:
+            result = original(self, outcomes, size)
+        finally:
+            with seen.lock:
+                seen.running -= 1
         seen.append((threading.current_thread().name, id(connections[self.owner.database])))
         return result
 
@@ -60,10 +77,13 @@ def test_a_drain_of_short_jobs_claims_ahead_on_a_second_connection(burst_worker,
     burst_worker()
 
     assert_each_job_ran_once(job_ids)
-    # Most batches after the first few were claimed ahead, all in the helper.
+    # Most batches after the first few were claimed ahead, all in the
+    # helpers, two at a time, each helper on a connection of its own.
     assert len(claims_in_helper) >= 3
     assert {name.startswith("djtasks-claim-ahead-0") for name, _ in claims_in_helper} == {True}
-    assert len({connection_id for _, connection_id in claims_in_helper}) == 1
+    assert claims_in_helper.most_at_once == claim_ahead.DEPTH == 2
+    assert len({name for name, _ in claims_in_helper}) == 2
+    assert len({connection_id for _, connection_id in claims_in_helper}) == 2
 
 
 @pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite: see the test below")
@@ -81,7 +101,7 @@ def test_no_claim_ahead_when_turned_off(burst_worker, claims_in_helper):
 @pytest.mark.parametrize(
     ("mean_seconds", "claims_ahead"),
     [
-        (0.00002, False),  # a no-op job: nothing to overlap (MIN_JOB_SECONDS)
+        (0.00002, True),  # a no-op job
         (0.0003, True),  # a quick query
         (0.03, False),  # a slow job: one at a time, never one waiting behind it
     ],
@@ -99,8 +119,10 @@ def test_which_jobs_are_claimed_ahead(mean_seconds, claims_ahead):
 
     assert claimer.ahead.busy is claims_ahead
     if claims_ahead:
-        claimed, _asked = claimer._take_ahead()
-        assert claimed == len(claimer.slot.waiting) == 10
+        assert claimer.ahead.full
+        # Two claims ran at once: between them (SKIP LOCKED) each job once.
+        claimed = [claimer._take_ahead()[0] for _ in range(claim_ahead.DEPTH)]
+        assert sum(claimed) == len(claimer.slot.waiting) == 10
         assert Job.objects.filter(pk__in=job_ids, status=JobStatus.RUNNING).count() == 10
     claimer.ahead.close()
 
