@@ -80,17 +80,19 @@ class DatabaseBackend(BaseTaskBackend):
     def enqueue(self, task, args, kwargs):
         """Insert one job in the caller's transaction and return its result."""
         self._validate_once(task)
-        values = job_row(self, task, args, kwargs, timezone.now())
-        if values["unique_key"] is None:
-            insert_job(self.database, values)
-            result = enqueued_result(task, values)
-        else:
-            job = self._save_unique(values)
-            # A duplicate of a unique job may be another task that shares the key.
-            same_task = job.task_path == task.module_path
-            result = to_task_result(job, task if same_task else None)
+        result = self._insert_row(task, job_row(self, task, args, kwargs, timezone.now()))
         signals_of(result.task).task_enqueued.send(type(self), task_result=result)
         return result
+
+    def _insert_row(self, task, values):
+        """Insert one job row (or find the live job of its unique key); return its TaskResult."""
+        if values["unique_key"] is None:
+            insert_job(self.database, values)
+            return enqueued_result(task, values)
+        job = self._save_unique(values)
+        # A duplicate of a unique job may be another task that shares the key.
+        same_task = job.task_path == task.module_path
+        return to_task_result(job, task if same_task else None)
 
     def bulk_enqueue(self, calls):
         """Insert many jobs with one statement; ``calls`` is (task, args, kwargs)."""
@@ -98,12 +100,14 @@ class DatabaseBackend(BaseTaskBackend):
         tasks = {id(task): task for task, _, _ in calls}.values()
         for task in tasks:
             self._validate_once(task)
+        # Every call is checked before any SQL: a bad one inserts nothing.
+        rows = job_rows(self, calls, timezone.now(), settings.MAX_PAYLOAD_BYTES)
         if any(is_unique(task) for task in tasks):
             # A unique job may turn out to be a duplicate; insert those one at
             # a time so each can fall back to the job already there.
             with transaction.atomic(using=self.database):
-                return [self.enqueue(*call) for call in calls]
-        rows = job_rows(self, calls, timezone.now(), settings.MAX_PAYLOAD_BYTES)
+                results = [self._insert_row(call[0], row) for call, row in zip(calls, rows)]
+            return self._announce(results)
         results = []
 
         def make_results(chunk):
@@ -115,7 +119,10 @@ class DatabaseBackend(BaseTaskBackend):
             )
 
         insert_jobs(self.database, rows, meanwhile=make_results)
-        # After the insert: a receiver may read the job's row.
+        return self._announce(results)
+
+    def _announce(self, results):
+        """Send task_enqueued for each result, once every row is in (a receiver may read it)."""
         for result in results:
             signals_of(result.task).task_enqueued.send(type(self), task_result=result)
         return results

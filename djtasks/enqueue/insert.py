@@ -43,9 +43,10 @@ def insert_jobs(database: str, rows: list[dict], meanwhile=None) -> None:
     """Insert new jobs given as {attname: value} (missing fields: defaults).
 
     ``meanwhile(chunk)``, if given, is called with each chunk of the rows
-    once it is on its way to the database, and before the insert is done:
-    the caller's own work for those rows runs while the server inserts them
-    (on PostgreSQL, where COPY streams; elsewhere once, after the insert).
+    once it is on its way to the database: the caller's own work for those
+    rows runs while the server inserts them. That is on PostgreSQL, where
+    COPY streams the rows; elsewhere, and for a single row, it is called
+    once with all the rows, after the insert.
     """
     connection = connections[database]
     if connection.vendor == "postgresql" and len(rows) == 1:

@@ -12,10 +12,11 @@ ends, the next one is already there.
 Up to DEPTH claims are in flight at once, on as many helpers; they are
 taken in the order they started. Claims ahead start only when the last
 claim was full (the queue has more) of jobs short enough to claim several
-at a time (djtasks.worker.claim_thread.BatchSizer): a job claimed ahead
-waits about DEPTH batches (some 50 ms each), never behind a slow job. Its
-jobs join the slot's waiting jobs, which the main thread hands back if the
-job running now overstays (see WorkerProcess._release_waiting) or at exit.
+at a time (djtasks.worker.claim_thread.BatchSizer), so never behind jobs
+known to be slow: a job claimed ahead waits about DEPTH batches (some 50 ms
+each). Its jobs join the slot's waiting jobs, which the main thread hands
+back if the job running now turns out slow (see
+WorkerProcess._release_waiting) or at exit.
 
 The helpers and their connections are there only while the thread is
 busy: they go when a claim finds nothing, so an idle worker holds no more
@@ -25,6 +26,7 @@ Not on SQLite, which has one writer at a time: the helpers' claims would
 queue behind the jobs' own writes and theirs behind it.
 """
 
+import concurrent.futures
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,8 +40,8 @@ from djtasks.worker import outages
 # worker's at a time and sits idle while a batch runs; with two, while one
 # helper's transaction waits for its commit or for the worker's Python, the
 # other's runs, on another core of the server. Measured with no-op jobs on
-# 2 cores, one claim thread drained ~1.5x as fast with two as with one
-# (docs/benchmarks.md, "Two claims in flight").
+# 2 cores, one runworker process drained 1.2x as fast with two as with one
+# (docs/benchmarks.md, "Fifth round").
 DEPTH = 2
 
 
@@ -78,6 +80,12 @@ class ClaimAhead:
         """Wait for the oldest claim in flight; return what it returned or raise what it raised."""
         _, future = self._in_flight.popleft()
         return future.result()
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the claims in flight to end (any thread may)."""
+        futures = [future for _, future in list(self._in_flight)]
+        if futures:
+            concurrent.futures.wait(futures, timeout=timeout)
 
     def close(self) -> None:
         """Wait for the claims in flight, close the helpers' connections, end their threads."""

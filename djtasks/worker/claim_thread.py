@@ -163,8 +163,10 @@ class ClaimThread:
     def _next_batch(self, sizer):
         """How many jobs were claimed into slot.waiting; None once the task budget is spent.
 
-        The batch claimed ahead if there is one, else one claimed now; then,
-        if the queue looks full of short jobs, the next one is claimed ahead.
+        The oldest batch claimed ahead if there is one (the next ones if it
+        found nothing), else one claimed now; then, if the queue looks full of
+        short jobs, the next ones are claimed ahead (up to claim_ahead.DEPTH
+        in flight).
         """
         claimed = 0
         while not claimed and self.ahead.busy:
@@ -214,10 +216,19 @@ class ClaimThread:
             # those of the last batch, the others none); the batch about to
             # run adds its own to a new list. The main thread writes any
             # still in slot.writing at exit.
+            # Always on one of the slot's lists, for the main thread's
+            # _settle: on writing before they leave pending.
             outcomes = slot.pending
-            self.ahead.start(self._claim_ahead, outcomes, granted)
-            slot.pending = []
             slot.writing.append(outcomes)
+            slot.pending = []
+            try:
+                self.ahead.start(self._claim_ahead, outcomes, granted)
+            except BaseException:
+                # No helper took them (e.g. no thread could start).
+                slot.pending = outcomes
+                slot.writing.pop()
+                self.owner.budget.give_back(granted)
+                raise
 
     def _claim_ahead(self, outcomes, size):
         """In the helper thread: write ``outcomes``, claim up to ``size`` into slot.waiting."""
@@ -317,7 +328,8 @@ class ClaimThread:
         started = time.monotonic()
         ran = 0
         # The main thread may take waiting jobs away (hand-back) meanwhile;
-        # the jobs after ``count`` are the next batch, claimed ahead.
+        # other jobs than these ``count`` are the next batches, claimed
+        # ahead (which ones run first does not matter: each runs once).
         while ran < count and not stopping.is_set() and (job := slot.next_job()) is not None:
             requested = owner.cancel_watch.requested
             if requested and job.id in requested:

@@ -50,6 +50,8 @@ MEMORY_CHECK_INTERVAL = 1.0
 # other workers (or this process's next batch) run them: claimed jobs never
 # wait long behind a slow one.
 HAND_BACK_AFTER = 0.5
+# At most this many seconds in all, at exit, for claims ahead in flight to end.
+SETTLE_CLAIMS_WAIT = 5.0
 
 
 def new_worker_id() -> str:
@@ -266,6 +268,14 @@ class WorkerProcess:
     def _settle(self, first=()) -> None:
         """Record every pending outcome, hand back the other RUNNING jobs, unregister."""
         outcomes = list(first)
+        # A claim ahead that commits after the hand-back below would leave
+        # its jobs RUNNING here until the rescue (the process may end by
+        # force, its claim threads still running): let those in flight end
+        # first. A claim takes milliseconds; the wait is bounded for a
+        # database that does not answer.
+        claims_deadline = time.monotonic() + SETTLE_CLAIMS_WAIT
+        for claimer in self.claimers:
+            claimer.ahead.wait(timeout=max(0.0, claims_deadline - time.monotonic()))
         for slot in self.slots:
             # Outcomes a claim ahead was writing too: if it did write them,
             # writing them again changes nothing (the attempt guard).

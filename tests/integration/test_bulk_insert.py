@@ -169,3 +169,19 @@ def test_bulk_enqueue_of_two_tasks_keeps_each_tasks_options():
         ("tests.tasks.send_email", "emails", 10),
     ]
     assert [result.task.queue_name for result in results] == ["emails", "default", "emails"]
+
+
+def test_a_bad_call_of_a_unique_task_inserts_and_announces_nothing(signal_log):
+    with pytest.raises(djtasks.ArgumentNotSerializable):
+        djtasks.bulk_enqueue(tasks.unique_by_args, [((1,), {}), ((object(),), {})])
+
+    assert Job.objects.count() == 0
+    assert signal_log == []
+
+
+def test_a_bulk_enqueue_of_a_unique_task_announces_each_job_once_it_is_in(signal_log):
+    results = djtasks.bulk_enqueue(tasks.unique_by_args, [((1,), {}), ((1,), {}), ((2,), {})])
+
+    assert results[0].id == results[1].id != results[2].id
+    assert [entry["id"] for entry in signal_log] == [result.id for result in results]
+    assert Job.objects.count() == 2

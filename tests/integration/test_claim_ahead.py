@@ -184,3 +184,57 @@ def test_outcomes_of_a_failed_claim_ahead_are_written_by_a_later_claim(
     # The outcomes the helper held went back to pending: none lost, no job
     # run twice.
     assert_each_job_ran_once(job_ids)
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite")
+def test_a_helper_that_cannot_start_leaves_the_outcomes_pending(monkeypatch):
+    from djtasks.worker.claim_thread import BatchSizer
+    from djtasks.worker.process import WorkerProcess
+
+    worker = WorkerProcess(burst=True, worker_id="w-no-thread", max_tasks=50)
+    claimer = worker.claimers[0]
+    outcomes = ["an outcome of the last batch"]
+    claimer.slot.pending = outcomes
+
+    def cannot_start(*args):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(claimer.ahead, "start", cannot_start)
+    sizer = BatchSizer(10)
+    sizer.mean_seconds = 0.0003
+    with pytest.raises(RuntimeError):
+        claimer._start_ahead(sizer)
+
+    assert claimer.slot.pending is outcomes and claimer.slot.writing == []
+    # The jobs it had reserved for the claim are the budget's again.
+    assert worker.budget.take(50) == 50
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="off on SQLite")
+def test_the_exit_waits_for_claims_ahead_in_flight(monkeypatch):
+    """A claim ahead that commits after the exit's hand-back would leave its jobs RUNNING."""
+    import time
+
+    from djtasks.worker.claim_thread import BatchSizer
+    from djtasks.worker.process import WorkerProcess
+
+    job_ids = enqueue_short_jobs(10)
+    original = ClaimThread._claim_ahead
+
+    def slow_claim(self, outcomes, size):
+        time.sleep(0.3)
+        return original(self, outcomes, size)
+
+    monkeypatch.setattr(ClaimThread, "_claim_ahead", slow_claim)
+    worker = WorkerProcess(burst=True, worker_id="w-exit")
+    claimer = worker.claimers[0]
+    sizer = BatchSizer(10)
+    sizer.mean_seconds = 0.0003
+    claimer._start_ahead(sizer)
+    assert claimer.ahead.busy
+
+    worker._settle()  # as the process ends, its claim threads still running
+    claimer.ahead.close()  # whatever is still in flight ends now
+
+    # The claims committed before the hand-back, which gave their jobs back.
+    assert Job.objects.filter(pk__in=job_ids, status=JobStatus.READY).count() == 10
