@@ -90,6 +90,8 @@ def _stored(job_id) -> dict:
 
 @pytest.mark.parametrize("values", ROWS.values(), ids=ROWS.keys())
 def test_many_rows_store_each_value_as_one_row_does(values):
+    if values.get("timeout") == math.inf and connection.vendor == "mysql":
+        pytest.skip("MariaDB has no infinite float (Django refuses it there)")
     alone = _row(**values)
     insert_job("default", alone)
     # Several rows, so PostgreSQL takes the COPY path; the others share the
