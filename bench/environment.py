@@ -270,6 +270,18 @@ def thread_schedule_seconds(pid, tids=None):
     return on_cpu / 1e9, waiting / 1e9
 
 
+def thread_schedule_by_thread(pid):
+    """{thread id: (seconds on a CPU, seconds runnable but waiting)} of process ``pid``."""
+    threads = {}
+    for path in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            fields = path.read_text().split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        threads[int(path.parent.name)] = (int(fields[0]) / 1e9, int(fields[1]) / 1e9)
+    return threads
+
+
 def process_cpu_seconds(pids):
     """User + system CPU of these processes (all their threads)."""
     ticks = 0

@@ -8,11 +8,16 @@ round trip and the server's work), by kind, and a thread writes
 ``{kind: [count, seconds]}`` to ``<dir>/<pid>.json`` every 0.1 s. Counted
 on the client because the server is shared (the test suite may run beside
 the benchmark), so its global status counters would count others'
-statements too.
+statements too. Each new connection also asks for the server thread that
+serves it (``PROCESSLIST.TID``, uncounted), and the writer lists those in
+``<dir>/<pid>.tids.json``: the server's CPU for this process is that of
+those threads, including connections opened while busy (a worker's
+claim-ahead helpers) that a look at the idle worker cannot find.
 
 Imported by the djtasks bench settings and the MariaDB baseline driver.
 """
 
+import contextlib
 import json
 import os
 import threading
@@ -22,6 +27,7 @@ from pathlib import Path
 WRITE_INTERVAL = 0.1
 
 _counts = {}
+_tids = set()
 _lock = threading.Lock()
 
 
@@ -55,6 +61,16 @@ def _wrap(connection_class):
         connection_class.ping,
     )
     autocommit = connection_class.autocommit
+    init = connection_class.__init__
+
+    def noted_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        # The unwrapped query: this statement is the benchmark's, not the worker's.
+        query(self, b"SELECT TID FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()")
+        rows = self.store_result().fetch_row()
+        if rows and rows[0][0] is not None:
+            with _lock:
+                _tids.add(int(rows[0][0]))
 
     def counted_query(self, statement):
         return _timed(kind(statement), query, self, statement)
@@ -74,6 +90,7 @@ def _wrap(connection_class):
             return autocommit(self, on)
         return _timed(f"SET autocommit={int(bool(on))}", autocommit, self, on)
 
+    connection_class.__init__ = noted_init
     connection_class.query = counted_query
     connection_class.commit = counted_commit
     connection_class.rollback = counted_rollback
@@ -83,16 +100,25 @@ def _wrap(connection_class):
 
 def _writer(directory):
     path = directory / f"{os.getpid()}.json"
-    written = None
+    tids_path = directory / f"{os.getpid()}.tids.json"
+    written = written_tids = None
     while True:
         with _lock:
             snapshot = dict(_counts)
+            tids = sorted(_tids)
         if snapshot != written:
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(snapshot))
-            temporary.replace(path)  # never a half-written file for the reader
+            _write(path, snapshot)
             written = snapshot
+        if tids != written_tids:
+            _write(tids_path, tids)
+            written_tids = tids
         time.sleep(WRITE_INTERVAL)
+
+
+def _write(path, data):
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data))
+    temporary.replace(path)  # never a half-written file for the reader
 
 
 def _start_writer(directory):
@@ -104,6 +130,7 @@ def _after_fork(directory):
     # writer thread: its own file counts only its own statements.
     with _lock:
         _counts.clear()
+        _tids.clear()
     _start_writer(directory)
 
 
@@ -128,10 +155,24 @@ def read_file(path):
         return {}
 
 
+def read_tids(directory):
+    """The server threads that served any counted process's connections."""
+    tids = set()
+    for path in Path(directory).glob("*.tids.json"):
+        with contextlib.suppress(OSError, ValueError):  # not written yet, or mid-write
+            tids.update(json.loads(path.read_text()))
+    return tids
+
+
+def count_files(directory):
+    """Each counted process's ``<pid>.json``."""
+    return [path for path in Path(directory).glob("*.json") if not path.name.endswith(".tids.json")]
+
+
 def read(directory):
     """{kind: [count, seconds]}, summed over every process's file in ``directory``."""
     total = {}
-    for path in Path(directory).glob("*.json"):
+    for path in count_files(directory):
         for name, (count, seconds) in read_file(path).items():
             before = total.get(name, (0, 0.0))
             total[name] = [before[0] + count, before[1] + seconds]

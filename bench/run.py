@@ -748,11 +748,14 @@ class Bench:
     def anatomy(self, system, processes, prefix):
         """Per job of a drain: statements, time waiting on them, CPU (``<prefix>_*``).
 
-        The worker starts on an empty table; once it idles, the server
-        threads of its connections are the only ones on the database (the
-        fill and the wait for the drain come after, on connections of their
-        own), so their CPU is what the server did for this worker, whatever
-        else the shared server does.
+        The server's CPU is that of the threads serving the workers'
+        connections, which the workers report themselves (mysql_count: each
+        new connection asks for its thread), so connections a worker opens
+        while busy (claim-ahead helpers) count too, and the fill's and the
+        waiter's, and whatever else the shared server does, do not. Each
+        thread's time is taken before the fill and after the drain; a thread
+        first met then (a helper's, perhaps out of the server's thread
+        cache) counts from its time before the fill.
         """
         jobs = self.options.anatomy_jobs
         server = env.server_pid()
@@ -762,8 +765,7 @@ class Bench:
             with Workers(system, processes, BENCH_COUNT_DIR=str(directory)) as workers:
                 self.wait_for_claims(directory, workers, processes)
                 time.sleep(0.5)
-                threads = json.loads(env.mysql_admin(system.python, "threads", system.url))
-                sample = (directory, workers.pids(), server, threads)
+                sample = (directory, workers.pids(), server)
                 before = _sample(*sample)
                 system.driver("fill", jobs, timeout=1800)
                 left = system.driver("wait-empty", self.options.timeout)["remaining"]
@@ -778,8 +780,12 @@ class Bench:
                 self.add(system, f"{prefix}_wait:{kind}", seconds / jobs * 1e6)
             round_trips = sum(count for count, _ in counted.values()) / jobs
             waited = sum(seconds for _, seconds in counted.values()) / jobs * 1e6
-            worker, server_us, worker_queue, server_queue = (
-                (after[index] - before[index]) / jobs * 1e6 for index in (1, 2, 3, 4)
+            worker, worker_queue = ((after[i] - before[i]) / jobs * 1e6 for i in (1, 3))
+            server_us, server_queue = (
+                seconds / jobs * 1e6
+                for seconds in _server_seconds(
+                    before[2], after[2], mysql_count.read_tids(directory)
+                )
             )
             self.add(system, f"{prefix}_round_trips", round_trips)
             self.add(system, f"{prefix}_wait_us", waited)
@@ -811,24 +817,35 @@ def _claimed(directory):
     """The count files of the processes that made a claim."""
     return [
         path
-        for path in Path(directory).glob("*.json")
+        for path in mysql_count.count_files(directory)
         if mysql_count.read_file(path).get("SELECT ... FOR UPDATE", (0, 0))[0]
     ]
 
 
-def _sample(directory, pids, server, threads):
-    """Statement counts; workers' CPU s; the server's CPU s for their
-    connections; the seconds the workers' and those server threads waited
-    for a CPU."""
+def _sample(directory, pids, server):
+    """Statement counts; workers' CPU s; {server thread: (CPU s, s waiting
+    for a CPU)} of every thread of the server; the seconds the workers
+    waited for a CPU."""
     workers = [env.thread_schedule_seconds(pid) for pid in pids]
-    on_cpu, queued = env.thread_schedule_seconds(server, threads) if server else (0.0, 0.0)
     return (
         mysql_count.read(directory),
         sum(used for used, _ in workers),
-        on_cpu,
+        env.thread_schedule_by_thread(server) if server else {},
         sum(waited for _, waited in workers),
-        queued,
     )
+
+
+def _server_seconds(before, after, tids):
+    """(CPU s, s waiting for a CPU) of these server threads between two samples."""
+    on_cpu = queued = 0.0
+    for tid in tids:
+        end = after.get(tid)
+        if end is None:
+            continue  # ended (the server's thread cache was full): not counted
+        start = before.get(tid, (0.0, 0.0))
+        on_cpu += end[0] - start[0]
+        queued += end[1] - start[1]
+    return on_cpu, queued
 
 
 def median_of(results, key, figure):

@@ -74,6 +74,8 @@ MARIADB_FIGURES = (
     "idle_tuned_statements",
     "idle_tuned_claims",
     "anatomy_round_trips",
+    # The server threads the workers reported for their connections.
+    "anatomy_server_cpu_us",
 )
 
 
