@@ -257,17 +257,14 @@ def thread_schedule_seconds(pid, tids=None):
     what a busy machine adds to a thread's time: on two shared cores it
     tells CPU contention from waiting for locks, disks or the network.
     """
-    if tids is None:
-        tids = [path.name for path in Path(f"/proc/{pid}/task").glob("*")]
-    on_cpu = waiting = 0
-    for tid in tids:
-        try:
-            fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-        except OSError:
-            continue  # the thread ended (its connection closed)
-        on_cpu += int(fields[0])
-        waiting += int(fields[1])
-    return on_cpu / 1e9, waiting / 1e9
+    threads = thread_schedule_by_thread(pid)
+    if tids is not None:
+        # A thread that ended (its connection closed) counts nothing.
+        threads = {tid: threads[tid] for tid in map(int, tids) if tid in threads}
+    return (
+        sum(on_cpu for on_cpu, _ in threads.values()),
+        sum(waiting for _, waiting in threads.values()),
+    )
 
 
 def thread_schedule_by_thread(pid):

@@ -2,7 +2,6 @@
 
 import copy
 import dataclasses
-from types import SimpleNamespace
 
 from djtasks import registry
 from djtasks.compat import framework_of
@@ -12,21 +11,25 @@ from djtasks.models import STANDARD_STATUS
 
 def task_as_enqueued(task, job):
     """Return ``task`` with the queue, priority and run_after of ``job``."""
+    return _task_with(task, job.queue_name, job.priority, job.run_after, job.backend)
+
+
+def _task_with(task, queue_name, priority, run_after, backend):
     if (
-        task.queue_name == job.queue_name
-        and task.priority == job.priority
-        and task.run_after == job.run_after
-        and task.backend == job.backend
+        task.queue_name == queue_name
+        and task.priority == priority
+        and task.run_after == run_after
+        and task.backend == backend
     ):
         return task
     # A shallow copy with the fields set directly: the row was validated when
     # it was enqueued, and must stay readable even if QUEUES changed since.
     enqueued = copy.copy(task)
     for field, value in (
-        ("queue_name", job.queue_name),
-        ("priority", job.priority),
-        ("run_after", job.run_after),
-        ("backend", job.backend),
+        ("queue_name", queue_name),
+        ("priority", priority),
+        ("run_after", run_after),
+        ("backend", backend),
     ):
         object.__setattr__(enqueued, field, value)
     return enqueued
@@ -72,15 +75,8 @@ def enqueued_result(task, row: dict):
     has run yet, so there are no errors, workers or return value to read.
     """
     framework = framework_of(task)
-    if (
-        task.queue_name != row["queue_name"]
-        or task.priority != row["priority"]
-        or task.run_after != row["run_after"]
-        or task.backend != row["backend"]
-    ):
-        task = task_as_enqueued(task, SimpleNamespace(**row))
     return _builder(framework)(
-        task,
+        _task_with(task, row["queue_name"], row["priority"], row["run_after"], row["backend"]),
         str(row["id"]),
         _statuses(framework)[row["status"]],
         row["enqueued_at"],

@@ -49,18 +49,19 @@ def insert_jobs(database: str, rows: list[dict], meanwhile=None) -> None:
     once with all the rows, after the insert.
     """
     connection = connections[database]
-    if connection.vendor == "postgresql" and len(rows) == 1:
+    if connection.vendor == "postgresql" and len(rows) != 1:
+        with connection.cursor() as cursor:
+            _copy_rows(cursor, rows, meanwhile)  # calls meanwhile chunk by chunk
+        return
+    if connection.vendor == "postgresql":
         _insert_one_postgresql(connection, rows[0])
+    elif connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            _insert_mysql(cursor, connection, rows)
     else:
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                _copy_rows(cursor, rows, meanwhile)
-                return
-            if connection.vendor == "mysql":
-                _insert_mysql(cursor, connection, rows)
-            else:
-                for chunk in _chunks(rows, _rows_per_statement(connection)):
-                    _insert_values(cursor, connection, chunk)
+            for chunk in _chunks(rows, _rows_per_statement(connection)):
+                _insert_values(cursor, connection, chunk)
     if meanwhile is not None:
         meanwhile(rows)
 
@@ -185,11 +186,15 @@ def _literal(value) -> str:
 
 def _postgresql_value(name, value):
     if name in _JSON_FIELDS and value is not None:
-        # Mostly empty, as the arguments of a task that takes none.
-        if type(value) in (list, dict) and not value:
-            return "[]" if type(value) is list else "{}"
-        return json.dumps(value)
+        return _json_text(value)
     return value
+
+
+def _json_text(value) -> str:
+    # Mostly empty, as the arguments of a task that takes none.
+    if type(value) in (list, dict) and not value:
+        return "[]" if type(value) is list else "{}"
+    return json.dumps(value)
 
 
 @functools.cache
@@ -296,11 +301,9 @@ def _copy_string(text: str) -> str:
 
 
 def _copy_json(value) -> str:
-    if type(value) in (list, dict) and not value:
-        return "[]" if type(value) is list else "{}"
     # json.dumps escapes every control character, so only its backslashes
     # need COPY's escaping.
-    return json.dumps(value).replace("\\", "\\\\")
+    return _json_text(value).replace("\\", "\\\\")
 
 
 def _copy_datetime(value) -> str:

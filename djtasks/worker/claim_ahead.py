@@ -53,10 +53,9 @@ def enabled(database: str) -> bool:
 class ClaimAhead:
     """Up to DEPTH helper threads that run claims for a claim thread, oldest first."""
 
-    def __init__(self, name: str, database: str, depth: int | None = None):
+    def __init__(self, name: str, database: str):
         self._name = name
         self._database = database
-        self._depth = DEPTH if depth is None else depth
         self._helpers = []  # single-thread pools, started on first use
         # (helper, future) of each claim started and not taken, oldest first.
         self._in_flight = deque()
@@ -69,7 +68,7 @@ class ClaimAhead:
     @property
     def full(self) -> bool:
         """As many claims are in flight as there may be."""
-        return len(self._in_flight) >= self._depth
+        return len(self._in_flight) >= DEPTH
 
     def start(self, claim_batch, *args) -> None:
         """Run ``claim_batch(*args)`` in a helper thread that has no claim in flight."""
@@ -83,6 +82,8 @@ class ClaimAhead:
 
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the claims in flight to end (any thread may)."""
+        # list() copies the deque in one step under the GIL, while the claim
+        # thread may be adding to it.
         futures = [future for _, future in list(self._in_flight)]
         if futures:
             concurrent.futures.wait(futures, timeout=timeout)
@@ -101,9 +102,9 @@ class ClaimAhead:
         self._helpers = []
 
     def _idle_helper(self) -> ThreadPoolExecutor:
-        busy = [helper for helper, _ in self._in_flight]
+        busy = {id(helper) for helper, _ in self._in_flight}
         for helper in self._helpers:
-            if not any(helper is other for other in busy):
+            if id(helper) not in busy:
                 return helper
         helper = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"{self._name}-{len(self._helpers)}"

@@ -214,10 +214,9 @@ class ClaimThread:
                 return
             # The helper writes these outcomes (the first claim started takes
             # those of the last batch, the others none); the batch about to
-            # run adds its own to a new list. The main thread writes any
-            # still in slot.writing at exit.
-            # Always on one of the slot's lists, for the main thread's
-            # _settle: on writing before they leave pending.
+            # run adds its own to a new list. They are on slot.writing before
+            # they leave slot.pending, so the main thread's _settle always
+            # finds them on one of the two.
             outcomes = slot.pending
             slot.writing.append(outcomes)
             slot.pending = []
