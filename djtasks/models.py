@@ -1,6 +1,8 @@
 """The tables: one row per job (also its stored result) and per worker."""
 
+import operator
 import uuid
+from functools import reduce
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -43,6 +45,18 @@ FINISHED_STATUSES = (
     JobStatus.CANCELLED,
     JobStatus.EXPIRED,
 )
+
+
+def any_status(*statuses) -> Q:
+    """Rows in any of ``statuses``, as an OR of equalities rather than an IN list.
+
+    djtasks_job_status leaves RUNNING and SUCCESSFUL rows out, and
+    djtasks_job_running holds the RUNNING ones. PostgreSQL can answer an OR
+    from a partial index per status (a BitmapOr); an IN list that names
+    RUNNING is answered by one index or none, which means a scan of the
+    whole history.
+    """
+    return reduce(operator.or_, (Q(status=status) for status in statuses))
 
 
 class Worker(models.Model):
@@ -318,7 +332,21 @@ class Job(models.Model):
                 name="djtasks_job_running",
                 leading=["status"],
             ),
-            models.Index(fields=["status", "-enqueued_at"], name="djtasks_job_status"),
+            # Jobs by status, newest first: the admin's status filter and the
+            # counts of the rarer statuses. Partial: RUNNING and SUCCESSFUL
+            # rows stay out, so neither the claim nor the completion of a job
+            # that succeeds adds an entry to it (both are non-HOT updates,
+            # which add one to every index whose condition the new row
+            # meets); dropping it made a 2-process drain 1.2x faster. Running
+            # rows are found by djtasks_job_running; successful ones are most
+            # of the history, so the admin's list finds the newest by walking
+            # djtasks_job_recent.
+            PartialIndex(
+                fields=["status", "-enqueued_at"],
+                where=~Q(status__in=[JobStatus.RUNNING, JobStatus.SUCCESSFUL]),
+                name="djtasks_job_status",
+                leading=[],
+            ),
             # The admin's default list order (it adds -pk), newest first,
             # without sorting the whole table.
             models.Index(fields=["-enqueued_at", "-id"], name="djtasks_job_recent"),

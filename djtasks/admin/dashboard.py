@@ -14,7 +14,7 @@ from django.utils import timezone
 from djtasks.admin.display import error_message
 from djtasks.admin.paging import EXACT_COUNT_BELOW, planner_estimate
 from djtasks.admin.workers import known_queues
-from djtasks.models import FINISHED_STATUSES, Job, JobStatus
+from djtasks.models import FINISHED_STATUSES, Job, JobStatus, any_status
 
 CHART_MINUTES = 60
 CHART_WIDTH = 720
@@ -45,7 +45,7 @@ def counts_by_queue(jobs) -> tuple[list[str], list[dict]]:
     statuses = list(JobStatus.values)
     table: dict[str, dict[str, tuple[int, bool]]] = {}
     estimated = _finished_is_large(jobs)
-    exact = jobs.filter(status__in=LIVE) if estimated else jobs
+    exact = jobs.filter(any_status(*LIVE)) if estimated else jobs
     for row in exact.values("queue_name", "status").annotate(n=Count("pk")).order_by():
         table.setdefault(row["queue_name"], {})[row["status"]] = (row["n"], False)
     if estimated:

@@ -66,6 +66,15 @@ def _finished_since(since, status=None):
     jobs = Job.objects.filter(worker=OuterRef("pk"), finished_at__gte=since)
     if status is not None:
         jobs = jobs.filter(status=status)
+    return _count_per_worker(jobs)
+
+
+def _running():
+    """The number of jobs a worker is running, as a subquery (djtasks_job_running)."""
+    return _count_per_worker(Job.objects.filter(worker=OuterRef("pk"), status=JobStatus.RUNNING))
+
+
+def _count_per_worker(jobs):
     count = jobs.order_by().values("worker").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(count, output_field=IntegerField()), 0)
 
@@ -124,15 +133,16 @@ class WorkerAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_queryset(self, request):
-        # One grouped join over the partial index of running jobs, and the
-        # last hour's outcomes per worker (a range of the finished-time index,
-        # never the whole history).
+        # Per worker: its running jobs (the partial index of running rows)
+        # and the last hour's outcomes (a range of the finished-time index).
+        # Subqueries, not a join: a join to the jobs reads every job the
+        # workers ever ran, the whole history, on every load of the page.
         since = timezone.now() - COUNTS_OVER
         return (
             super()
             .get_queryset(request)
             .annotate(
-                running=Count("jobs", filter=Q(jobs__status=JobStatus.RUNNING)),
+                running=_running(),
                 processed=_finished_since(since),
                 failed=_finished_since(since, status=JobStatus.FAILED),
             )

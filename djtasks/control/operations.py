@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from djtasks import registry
 from djtasks.control import cancellation
-from djtasks.models import ERROR_STAGE, JobStatus
+from djtasks.models import ERROR_STAGE, JobStatus, any_status
 from djtasks.workflows import next_steps
 
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -44,7 +44,9 @@ def retryable_among(jobs):
 
 def cancellable_among(jobs):
     """The jobs of ``jobs`` that cancel() would cancel or ask to stop."""
-    return jobs.filter(status__in=CANCELLABLE)
+    # An OR, so that PostgreSQL reads the live rows from their partial
+    # indexes, not the history (see models.any_status).
+    return jobs.filter(any_status(*CANCELLABLE))
 
 
 def _retry_task(jobs, task_path: str) -> int:

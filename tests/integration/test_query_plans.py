@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from djtasks.beat.scheduler import Beat
@@ -231,6 +232,48 @@ def test_the_beat_reads_schedules_and_jobs_by_index(history):
     assert Job.objects.filter(schedule=history["schedule"], status="READY").count() == 1
 
 
+def job_selects(response_of) -> list[str]:
+    """The SELECTs of the job table that ``response_of()`` sends (a page of the admin)."""
+    with CaptureQueriesContext(connection) as captured:
+        response = response_of()
+    assert response.status_code == 200
+    return [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT") and f'FROM "{JOBS}"' in query["sql"]
+    ]
+
+
+@pytest.mark.parametrize("status", JobStatus.values)
+def test_the_admin_list_of_each_status_reads_an_index(history, admin_client, status):
+    statements = job_selects(
+        lambda: admin_client.get(reverse("admin:djtasks_job_changelist"), {"status__exact": status})
+    )
+
+    assert statements
+    for sql in statements:
+        plan = explain(sql, None)
+        # djtasks_job_status holds neither RUNNING nor SUCCESSFUL rows (the
+        # claim and the completion of a job that succeeds add no entry to
+        # it): running rows come from djtasks_job_running, successful ones,
+        # most of the history, from walking djtasks_job_recent.
+        assert_no_scan_of_the_jobs(
+            plan, "djtasks_job_status", "djtasks_job_running", "djtasks_job_recent"
+        )
+    if status == JobStatus.SUCCESSFUL:
+        assert "djtasks_job_recent" in "\n".join(explain(sql, None) for sql in statements)
+
+
+def test_what_a_cancel_of_a_queue_would_cancel_is_read_from_the_live_rows(history):
+    # `manage.py djtasks cancel --queue emails` and the admin's bulk cancel.
+    from djtasks.control import operations
+
+    jobs = operations.cancellable_among(Job.objects.filter(queue_name="emails"))
+
+    assert_no_scan_of_the_jobs(jobs.explain(), "djtasks_job_status")
+    assert jobs.count() == Job.objects.filter(queue_name="emails", status="READY").count() > 0
+
+
 # A paused task's backlog: READY rows flagged "paused" (as djtasks.control.queues
 # flags them), older than every other ready job, so an index that still held
 # them would put them first in every queue's scan.
@@ -372,3 +415,26 @@ def test_the_figures_read_indexes_not_the_million_finished_rows(million_finished
     # The backlog by its partial indexes, recent outcomes by finished_at.
     for index in ("djtasks_job_ready", "djtasks_job_ready_limited", "djtasks_job_finished"):
         assert index in joined, joined
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "admin:djtasks_dashboard",
+        "admin:djtasks_control_changelist",
+        "admin:djtasks_worker_changelist",
+    ],
+)
+def test_the_admin_pages_read_indexes_not_the_million_finished_rows(
+    million_finished, db, admin_client, page
+):
+    statements = job_selects(lambda: admin_client.get(reverse(page)))
+
+    assert statements
+    plans = {sql: explain(sql, None) for sql in statements}
+    for sql, plan in plans.items():
+        assert f"Seq Scan on {JOBS}" not in plan, f"{sql}\n{plan}"
+    if page == "admin:djtasks_dashboard":
+        # The live rows per queue and status: one BitmapOr over the partial
+        # indexes (models.any_status), not one index or none for an IN list.
+        assert any("BitmapOr" in plan for plan in plans.values()), plans
