@@ -53,6 +53,20 @@ def failing(message="boom"):
 
 
 @djtasks.task
+def receivers_during_run():
+    """Whether Django's per-job logging receivers are connected while this job runs."""
+    from djtasks.compat import signals
+
+    def connected(signal, receiver):
+        return any(key[0] == id(receiver) for key, *_ in signal.receivers)
+
+    return {
+        "started": connected(signals.task_started, signals.log_task_started),
+        "finished": connected(signals.task_finished, signals.log_task_finished),
+    }
+
+
+@djtasks.task
 def sleeping(seconds=0.1):
     time.sleep(seconds)
     return seconds

@@ -27,7 +27,7 @@ from djtasks import registry
 from djtasks.compat import task_backends
 from djtasks.conf import settings
 from djtasks.stop_request import StopRequest
-from djtasks.worker import heartbeat, outages, rescue, unknown_tasks, watchdog
+from djtasks.worker import framework_logs, heartbeat, outages, rescue, unknown_tasks, watchdog
 from djtasks.worker.cancel_watch import CancelWatch
 from djtasks.worker.claim_thread import ClaimThread, TaskBudget
 from djtasks.worker.executor import JOB_FORMAT, announce_stopped, job_fields
@@ -133,10 +133,13 @@ class WorkerProcess:
         self._install_signal_handlers()
         CancelWatch.active = self.cancel_watch
         try:
-            if not self._start():
-                return self.exit_code
-            self._watch()
-            return self._finish()
+            # Django's per-job INFO lines, if no handler would emit them, are
+            # not built (djtasks.worker.framework_logs).
+            with framework_logs.info_lines_skipped_if_unseen():
+                if not self._start():
+                    return self.exit_code
+                self._watch()
+                return self._finish()
         finally:
             CancelWatch.active = None
 
