@@ -56,7 +56,8 @@ def queues(database: str, now=None) -> dict[str, dict]:
             if row["oldest"] is not None:
                 age = (now - row["oldest"]).total_seconds()
                 queue["oldest_due_age"] = max(queue["oldest_due_age"] or 0.0, age)
-    # RUNNING and WAITING rows are few (the work in hand); the status index finds them.
+    # RUNNING and WAITING rows are few (the work in hand): djtasks_job_running
+    # and the status index find them.
     for status, key in ((JobStatus.RUNNING, "running"), (JobStatus.WAITING, "waiting")):
         rows = jobs.filter(status=status).values("queue_name").annotate(n=Count("pk")).order_by()
         for row in rows:

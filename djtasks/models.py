@@ -333,19 +333,22 @@ class Job(models.Model):
                 leading=["status"],
             ),
             # Jobs by status, newest first: the admin's status filter and the
-            # counts of the rarer statuses. Partial: RUNNING and SUCCESSFUL
-            # rows stay out, so neither the claim nor the completion of a job
-            # that succeeds adds an entry to it (both are non-HOT updates,
-            # which add one to every index whose condition the new row
-            # meets): some 5% of PostgreSQL's CPU per drained job. Running rows
-            # are found by djtasks_job_running; successful ones are most of
-            # the history, so the admin's list finds the newest by walking
-            # djtasks_job_recent.
+            # counts of the rarer statuses. Partial on PostgreSQL: RUNNING
+            # and SUCCESSFUL rows stay out, so neither the claim nor the
+            # completion of a job that succeeds adds an entry to it (both
+            # are non-HOT updates, which add one to every index whose
+            # condition the new row meets): some 5% of PostgreSQL's CPU per
+            # job of a one-process drain. Running rows are found by
+            # djtasks_job_running; successful ones are most of the history,
+            # so the admin's list finds the newest by walking
+            # djtasks_job_recent. Elsewhere the full index (see
+            # PartialIndex's postgresql_only).
             PartialIndex(
                 fields=["status", "-enqueued_at"],
                 where=~Q(status__in=[JobStatus.RUNNING, JobStatus.SUCCESSFUL]),
                 name="djtasks_job_status",
                 leading=[],
+                postgresql_only=True,
             ),
             # The admin's default list order (it adds -pk), newest first,
             # without sorting the whole table.

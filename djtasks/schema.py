@@ -61,15 +61,25 @@ class PartialIndex(models.Index):
 
     The condition is held as ``where``, not Django's ``condition``, so that
     Django's check does not warn that it is ignored: it is not.
+    ``postgresql_only``: partial on PostgreSQL only, for a condition that
+    queries imply without repeating it (``status = 'FAILED'`` implies
+    ``status NOT IN ('RUNNING', 'SUCCESSFUL')``): PostgreSQL proves that,
+    SQLite uses a partial index only for a query that repeats its condition.
     """
 
-    def __init__(self, *, fields, name, where, leading):
+    def __init__(self, *, fields, name, where, leading, postgresql_only=False):
         super().__init__(fields=fields, name=name)
         self.where = where
         self.leading = tuple(leading)
+        self.postgresql_only = postgresql_only
+
+    def is_partial_on(self, connection) -> bool:
+        if self.postgresql_only:
+            return connection.vendor == "postgresql"
+        return has_partial_indexes(connection)
 
     def create_sql(self, model, schema_editor, using="", **kwargs):
-        if has_partial_indexes(schema_editor.connection):
+        if self.is_partial_on(schema_editor.connection):
             index = models.Index(fields=self.fields, name=self.name, condition=self.where)
         else:
             index = models.Index(fields=[*self.leading, *self.fields], name=self.name)
@@ -78,6 +88,8 @@ class PartialIndex(models.Index):
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()
         kwargs.update(where=self.where, leading=list(self.leading))
+        if self.postgresql_only:
+            kwargs["postgresql_only"] = True
         return "djtasks.schema.PartialIndex", args, kwargs
 
 

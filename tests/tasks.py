@@ -52,13 +52,16 @@ def failing(message="boom"):
     raise ValueError(message)
 
 
+def connected(signal, receiver) -> bool:
+    """Whether ``receiver`` is connected to ``signal`` (for any sender)."""
+    # Django keys each receiver by (id(receiver), id(sender)).
+    return any(key[0] == id(receiver) for key, *_ in signal.receivers)
+
+
 @djtasks.task
 def receivers_during_run():
     """Whether Django's per-job logging receivers are connected while this job runs."""
     from djtasks.compat import signals
-
-    def connected(signal, receiver):
-        return any(key[0] == id(receiver) for key, *_ in signal.receivers)
 
     return {
         "started": connected(signals.task_started, signals.log_task_started),

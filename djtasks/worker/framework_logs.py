@@ -17,24 +17,28 @@ Judged once, when the worker starts, from the configuration alone, and
 cautiously: a handler counts as dropping INFO records only if its level is
 above INFO, or if DEBUG is off and it carries Django's ``RequireDebugTrue``
 filter (and handles records the standard way); a filter on the logger
-itself, or any other handler, leaves the receivers as they are.
+itself, any other handler, or a ``Logger.callHandlers`` patched by a tool
+that reads records without a handler (Sentry's logging integration does)
+leaves the receivers as they are. The failures-only receiver is connected
+after the receivers already there, so it runs after them, not first; it
+is swapped back when the worker ends.
 """
 
 import logging
 from contextlib import contextmanager
-from importlib import import_module
 
 from django.conf import settings
 from django.utils.log import RequireDebugTrue
 
-# Django's own framework, and the django-tasks backport (Django 5.2).
-SIGNAL_MODULES = ("django.tasks.signals", "django_tasks.signals")
+from djtasks.compat import FRAMEWORKS
 
 
 @contextmanager
 def info_lines_skipped_if_unseen():
     """While in the block: no INFO line per job is built if none would be emitted."""
-    swapped = [_swap(module) for module in _signal_modules() if info_goes_nowhere(module.logger)]
+    # Django's own framework, and the django-tasks backport, whichever are installed.
+    modules = [framework["signals"] for framework in FRAMEWORKS]
+    swapped = [_swap(module) for module in modules if info_goes_nowhere(module.logger)]
     try:
         yield
     finally:
@@ -44,7 +48,7 @@ def info_lines_skipped_if_unseen():
 
 def info_goes_nowhere(logger: logging.Logger) -> bool:
     """Whether ``logger`` builds INFO records that no handler would emit."""
-    if not logger.isEnabledFor(logging.INFO) or logger.filters:
+    if not logger.isEnabledFor(logging.INFO) or logger.filters or _call_handlers_patched():
         # Disabled: logger.info() returns at once, nothing to save.
         # Filtered: a filter may count or change records; leave it be.
         return False
@@ -72,12 +76,10 @@ def _drops_info(handler: logging.Handler) -> bool:
     )
 
 
-def _signal_modules():
-    for name in SIGNAL_MODULES:
-        try:
-            yield import_module(name)
-        except ImportError:
-            continue
+def _call_handlers_patched() -> bool:
+    # Records reach handlers through Logger.callHandlers; a tool that
+    # replaces it sees every record, whatever the handlers say.
+    return getattr(logging.Logger.callHandlers, "__module__", None) != "logging"
 
 
 def _swap(module):

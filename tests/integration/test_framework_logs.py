@@ -17,6 +17,7 @@ from djtasks.models import Job, JobStatus
 from djtasks.worker import framework_logs
 from djtasks.worker.process import WorkerProcess
 from tests import tasks
+from tests.tasks import connected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +48,9 @@ def task_logger():
     LOGGER.propagate = False
     LOGGER.setLevel(logging.INFO)
     yield LOGGER
-    LOGGER.handlers[:], LOGGER.propagate, LOGGER.level, LOGGER.filters[:] = saved
+    LOGGER.handlers[:], LOGGER.propagate, _, LOGGER.filters[:] = saved
+    # setLevel, not the attribute: it also clears the loggers' cached levels.
+    LOGGER.setLevel(saved[2])
 
 
 def debug_only_console():
@@ -55,10 +58,6 @@ def debug_only_console():
     handler = Kept(logging.INFO)
     handler.addFilter(RequireDebugTrue())
     return handler
-
-
-def connected(signal_, receiver) -> bool:
-    return any(key[0] == id(receiver) for key, *_ in signal_.receivers)
 
 
 def run_burst():
@@ -102,6 +101,20 @@ def test_a_handler_reached_through_propagation_counts(task_logger):
         assert framework_logs.info_goes_nowhere(task_logger)
     finally:
         parent.handlers[:], parent.propagate = saved
+
+
+def test_a_tool_that_reads_records_without_a_handler_counts(task_logger, monkeypatch):
+    # As Sentry's logging integration does: it wraps Logger.callHandlers.
+    original = logging.Logger.callHandlers
+
+    def call_handlers(self, record):
+        return original(self, record)
+
+    task_logger.handlers[:] = [Kept(logging.ERROR)]
+    assert framework_logs.info_goes_nowhere(task_logger)
+    monkeypatch.setattr(logging.Logger, "callHandlers", call_handlers)
+
+    assert not framework_logs.info_goes_nowhere(task_logger)
 
 
 def test_a_filter_on_the_logger_or_info_off_leaves_the_receivers(task_logger):
