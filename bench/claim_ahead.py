@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import environment as env  # noqa: E402
 from environment import BENCH, log  # noqa: E402
-from profile_worker import postgres_pids  # noqa: E402
 
 PROJECT = BENCH / "systems" / "djtasks"
 
@@ -102,28 +101,7 @@ def server_cpu(url):
     if url.startswith("mysql"):
         server = env.server_pid()
         return lambda: env.process_cpu_seconds([server]) if server else 0.0
-    return postgres_cpu_seconds
-
-
-def postgres_cpu_seconds():
-    """CPU seconds of every PostgreSQL process, those that ended included.
-
-    The worker's backends end with its connections, before the run is
-    over: the postmaster reaps them, and their time is then in its
-    children's time (cutime, cstime) instead.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    pids = set(postgres_pids())
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        if int(fields[1]) not in pids:  # the postmaster: its parent is not postgres
-            total += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return total / tick
+    return env.postgres_cpu_seconds
 
 
 def main(argv=None):

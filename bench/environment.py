@@ -279,6 +279,39 @@ def thread_schedule_by_thread(pid):
     return threads
 
 
+def postgres_pids():
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def postgres_cpu_seconds():
+    """CPU seconds of every PostgreSQL process, those that ended included.
+
+    The worker's backends end with its connections, before the run is
+    over: the postmaster reaps them, and their time is then in its
+    children's time (cutime, cstime) instead.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    pids = set(postgres_pids())
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if int(fields[1]) not in pids:  # the postmaster: its parent is not postgres
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / tick
+
+
 def process_cpu_seconds(pids):
     """User + system CPU of these processes (all their threads)."""
     ticks = 0

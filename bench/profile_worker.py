@@ -12,14 +12,17 @@ record, ...). The raw py-spy stacks are kept in bench/.work/profile.raw.
 Uses the djtasks venv of bench/run.py and the database DATABASE_URL names
 with the suffix ``_profile`` (created and dropped here). DATABASE_URL may
 be a mysql:// one: on MariaDB the server's CPU is that of the threads
-serving the worker's connections (found once it idles, before the fill),
-so others' load on a shared server is left out.
+serving the worker's connections, so others' load on a shared server is
+left out. The worker writes down the server thread of every connection it
+opens (bench/mysql_count.py), claim-ahead helpers' included, which connect
+only once it is busy; each thread's time is taken before the fill and
+after the drain, as bench/run.py's anatomy does.
 """
 
 import argparse
 import collections
-import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import environment as env  # noqa: E402
+import mysql_count  # noqa: E402
 from environment import BENCH, WORK, log  # noqa: E402
 
 PROJECT = BENCH / "systems" / "djtasks"
@@ -56,25 +60,28 @@ def cpu_seconds(pids):
     return env.process_cpu_seconds(pids)
 
 
-def server_cpu(python, url):
+def server_cpu(url, count_dir):
     """A function returning the server's CPU seconds for this profile so far."""
     if not url.startswith("mysql"):
-        return lambda: cpu_seconds(postgres_pids())
+        # Every PostgreSQL process, those that ended included: the helpers'
+        # backends end when the worker idles.
+        return env.postgres_cpu_seconds
     server = env.server_pid()
-    threads = json.loads(env.mysql_admin(python, "threads", url))
-    return lambda: env.thread_cpu_seconds(server, threads) if server else 0.0
+    if not server:
+        return lambda: 0.0
+    before = env.thread_schedule_by_thread(server)
 
+    def seconds():
+        # Each thread that served the worker, from its time before the fill
+        # (0 for a thread started since; one ended since is not counted).
+        now = env.thread_schedule_by_thread(server)
+        return sum(
+            now[tid][0] - before.get(tid, (0.0, 0.0))[0]
+            for tid in mysql_count.read_tids(count_dir)
+            if tid in now
+        )
 
-def postgres_pids():
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
+    return seconds
 
 
 def children(pid):
@@ -120,6 +127,11 @@ def main(argv=None):
     environ.pop("DJANGO_SETTINGS_MODULE", None)
     if options.quiet_log:
         environ["BENCH_QUIET_TASK_LOG"] = "1"
+    count_dir = WORK / "profile-counts"
+    shutil.rmtree(count_dir, ignore_errors=True)
+    count_dir.mkdir(parents=True)
+    if url.startswith("mysql"):
+        environ["BENCH_COUNT_DIR"] = str(count_dir)
 
     def driver(*args):
         return subprocess.run(
@@ -169,13 +181,15 @@ def main(argv=None):
         )
         time.sleep(1)
         log(f"worker pid {worker}; enqueueing {options.jobs:,} jobs")
-        server = server_cpu(python, url)
+        server = server_cpu(url, count_dir)
         worker_cpu, server_cpu_before = cpu_seconds([worker]), server()
         started = time.time()
         driver("fill", options.jobs)
         driver("wait-empty", 600)
         seconds = time.time() - started
         worker_cpu = cpu_seconds([worker]) - worker_cpu
+        # The worker writes its connections' server threads every WRITE_INTERVAL.
+        time.sleep(3 * mysql_count.WRITE_INTERVAL if url.startswith("mysql") else 0)
         db_cpu = server() - server_cpu_before
     finally:
         if spy_process is not None:
