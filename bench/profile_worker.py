@@ -188,8 +188,9 @@ def main(argv=None):
         driver("wait-empty", 600)
         seconds = time.time() - started
         worker_cpu = cpu_seconds([worker]) - worker_cpu
-        # The worker writes its connections' server threads every WRITE_INTERVAL.
-        time.sleep(3 * mysql_count.WRITE_INTERVAL if url.startswith("mysql") else 0)
+        if url.startswith("mysql"):
+            # The worker writes its connections' server threads every WRITE_INTERVAL.
+            time.sleep(3 * mysql_count.WRITE_INTERVAL)
         db_cpu = server() - server_cpu_before
     finally:
         if spy_process is not None:

@@ -12,24 +12,32 @@ NAME = "djtasks_job_status"
 # While the new index is built beside the old one.
 BUILDING = "djtasks_job_status_new"
 FIELDS = ["status", "-enqueued_at"]
-WITHOUT_RUNNING_AND_SUCCESSFUL = ~Q(status__in=["RUNNING", "SUCCESSFUL"])
 
-FULL = models.Index(fields=FIELDS, name=NAME)
-PARTIAL = PartialIndex(
-    fields=FIELDS, where=WITHOUT_RUNNING_AND_SUCCESSFUL, name=NAME, leading=[], postgresql_only=True
-)
+
+def _full(name):
+    return models.Index(fields=FIELDS, name=name)
+
+
+def _partial(name):
+    return PartialIndex(
+        fields=FIELDS,
+        where=~Q(status__in=["RUNNING", "SUCCESSFUL"]),
+        name=name,
+        leading=[],
+        postgresql_only=True,
+    )
 
 
 def to_partial(apps, schema_editor):
-    _replace(apps, schema_editor, FULL, PartialIndex, where=WITHOUT_RUNNING_AND_SUCCESSFUL)
+    _replace(apps, schema_editor, _full(NAME), _partial(BUILDING), _partial(NAME))
 
 
 def to_full(apps, schema_editor):
-    _replace(apps, schema_editor, PARTIAL, models.Index)
+    _replace(apps, schema_editor, _partial(NAME), _full(BUILDING), _full(NAME))
 
 
-def _replace(apps, schema_editor, old, index_class, **options):
-    """Build the new index beside ``old``, then drop ``old`` and take its name.
+def _replace(apps, schema_editor, old, building, new):
+    """Build ``building`` beside ``old``, then drop ``old`` and rename it ``new``.
 
     One transaction. Building (CREATE INDEX) lets readers through while
     writes to the job table wait; DROP INDEX locks out readers too, so it
@@ -39,12 +47,9 @@ def _replace(apps, schema_editor, old, index_class, **options):
     if schema_editor.connection.vendor != "postgresql":
         return
     job = apps.get_model("djtasks", "Job")
-    if index_class is PartialIndex:
-        options.update(leading=[], postgresql_only=True)
-    building = index_class(fields=FIELDS, name=BUILDING, **options)
     schema_editor.add_index(job, building)
     schema_editor.remove_index(job, old)
-    schema_editor.rename_index(job, building, index_class(fields=FIELDS, name=NAME, **options))
+    schema_editor.rename_index(job, building, new)
 
 
 class Migration(migrations.Migration):
@@ -56,7 +61,7 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.RemoveIndex(model_name="job", name=NAME),
-                migrations.AddIndex(model_name="job", index=PARTIAL),
+                migrations.AddIndex(model_name="job", index=_partial(NAME)),
             ],
             database_operations=[migrations.RunPython(to_partial, to_full)],
         ),
