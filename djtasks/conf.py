@@ -39,6 +39,11 @@ DEFAULTS = {
     # batch's outcomes and claims the next batch on a second connection
     # (djtasks.worker.claim_ahead). Not on SQLite.
     "CLAIM_AHEAD": True,
+    # On PostgreSQL a claim that writes no outcomes commits without waiting
+    # for the disk (0.2-0.3 ms sooner to the job's start); if the server
+    # crashes within a moment of it, the claim may be lost and the job runs
+    # again. True: every claim waits (djtasks.worker.claim).
+    "SYNCHRONOUS_CLAIMS": False,
     # The largest JSON payload (args + kwargs, in bytes) enqueue accepts.
     "MAX_PAYLOAD_BYTES": 1_000_000,
     # Retry backoff when a task does not set its own: the first retry waits

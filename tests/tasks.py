@@ -547,3 +547,29 @@ def bracketed(context, seconds=0.0):
     if seconds:
         time.sleep(seconds)
     _ledger(context, "end")
+
+
+@djtasks.task(takes_context=True)
+def loses_its_claim(context):
+    """The first run puts its row back as it was before the claim; returns the run's number.
+
+    What a claim committed without waiting for the disk looks like after
+    PostgreSQL crashed and lost it (djtasks.worker.claim, SYNCHRONOUS_CLAIMS).
+    """
+    from django.db.models import F
+
+    from djtasks.models import Job
+    from tests.models import Ledger
+
+    _ledger(context)
+    runs = Ledger.objects.filter(job_id=context.task_result.id).count()
+    if runs == 1:
+        Job.objects.filter(pk=context.task_result.id).update(
+            status="READY",
+            worker_id=None,
+            attempts=F("attempts") - 1,
+            worker_ids=[],
+            started_at=None,
+            last_attempted_at=None,
+        )
+    return runs

@@ -121,8 +121,18 @@ def assert_no_scan_of_the_jobs(plan: str, *indexes: str) -> None:
     assert any(index in plan for index in indexes), plan
 
 
-def test_the_claim_reads_the_ready_index(history):
-    sql, params = claim_module._postgresql("default", "w", QUEUES, 100, history["now"])
+# One queue and several are two statements (djtasks.worker.claim); a claim
+# of its own commits asynchronously, which must not change its plan.
+CLAIM_FORMS = pytest.mark.parametrize(
+    ("queues", "alone"),
+    [(["default"], False), (["default"], True), (QUEUES, False), (QUEUES, True)],
+    ids=["one queue", "one queue, alone", "three queues", "three queues, alone"],
+)
+
+
+@CLAIM_FORMS
+def test_the_claim_reads_the_ready_index(history, queues, alone):
+    sql, params = claim_module._postgresql("default", "w", queues, 100, history["now"], alone)
 
     plan = explain(sql, params)
 
@@ -132,8 +142,9 @@ def test_the_claim_reads_the_ready_index(history):
 
 
 @pytest.mark.parametrize("backend", ["default", "second"])
-def test_the_claim_reads_only_its_backends_part_of_the_index(history, backend):
-    sql, params = claim_module._postgresql(backend, "w", QUEUES, 100, history["now"])
+@pytest.mark.parametrize("queues", [["default"], QUEUES], ids=["one queue", "three queues"])
+def test_the_claim_reads_only_its_backends_part_of_the_index(history, backend, queues):
+    sql, params = claim_module._postgresql(backend, "w", queues, 100, history["now"])
 
     plan = explain(sql, params)
 

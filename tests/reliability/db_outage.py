@@ -2,12 +2,15 @@
 
     python -m tests.reliability.db_outage                  # 2,000 jobs, down 5 s
     python -m tests.reliability.db_outage --jobs 5000 --down 30
+    python -m tests.reliability.db_outage --crash          # a crash, not a clean stop
 
 Starts its own throwaway PostgreSQL server (initdb and pg_ctl on a free
 port; DJTASKS_PG_BIN names the binaries' directory), migrates it, enqueues
 the load, starts runworker processes and a runbeat with a schedule every
-second, then stops the server ("fast": every connection breaks), keeps it
-down, and starts it again. Reported: the seconds from the restart to the
+second, then stops the server ("fast": every connection breaks; with
+--crash "immediate", as if it crashed: no checkpoint, and commits that did
+not wait for the disk, such as claims, may be lost), keeps it down, and
+starts it again. Reported: the seconds from the restart to the
 first job finished and to the first schedule run enqueued. Checked: no
 process exited, every job SUCCESSFUL and run, each schedule run enqueued
 once, every process stops cleanly afterwards.
@@ -54,6 +57,7 @@ class OutageError(AssertionError):
 class OutageReport:
     jobs: int
     down_seconds: float
+    crash: bool = False
     worker_recovery: float = 0.0
     beat_recovery: float = 0.0
     drain_after_restart: float = 0.0
@@ -64,7 +68,8 @@ class OutageReport:
     def lines(self) -> list[str]:
         return [
             f"jobs                          {self.jobs}",
-            f"database down                 {self.down_seconds:.1f} s",
+            f"database down                 {self.down_seconds:.1f} s"
+            + (" (crashed)" if self.crash else " (stopped)"),
             f"restart -> first job done     {self.worker_recovery:.2f} s",
             f"restart -> first beat run     {self.beat_recovery:.2f} s",
             f"restart -> all jobs done      {self.drain_after_restart:.1f} s",
@@ -171,6 +176,7 @@ def run(
     runworkers: int = 2,
     processes: int = 2,
     recovery_timeout: float = 60.0,
+    crash: bool = False,
 ) -> OutageReport:
     """Stop and restart ``server`` (a ThrowawayPostgres) under load; report and check."""
     settings_dir = write_settings(log_dir / "settings")
@@ -179,7 +185,7 @@ def run(
     )
     manage(workers.env, "migrate", "-v", "0")
     manage(workers.env, "shell", "-c", SETUP.format(jobs=jobs, seconds=job_seconds))
-    report = OutageReport(jobs=jobs, down_seconds=down)
+    report = OutageReport(jobs=jobs, down_seconds=down, crash=crash)
     beat = Beat(workers.env, log_dir / "runbeat.log")
     running = Processes(workers, beat)
     try:
@@ -188,7 +194,10 @@ def run(
         wait(lambda: done(server) >= min(jobs // 10, 100), 60, "some jobs done", running)
         wait(lambda: ticks(server) >= 2, 30, "two schedule runs", running)
 
-        server.stop("fast")  # every connection of every process breaks
+        # Every connection of every process breaks. "immediate" skips the
+        # checkpoint: the restart recovers from the WAL on disk, without the
+        # commits that had not waited for it.
+        server.stop("immediate" if crash else "fast")
         time.sleep(down)
         if running.exited():
             report.problems.append(f"exited while the database was down: {running.exited()}")
@@ -244,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--down", type=float, default=5.0, help="seconds the database is down")
     parser.add_argument("--runworkers", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2, help="per runworker")
+    parser.add_argument(
+        "--crash", action="store_true", help="stop the server as a crash would (immediate mode)"
+    )
     return parser
 
 
@@ -256,7 +268,8 @@ def main(argv=None) -> int:
         print(f"no PostgreSQL server binaries in {pgserver.PG_BIN} (set DJTASKS_PG_BIN)")
         return 2
     log_dir = Path(tempfile.mkdtemp(prefix="djtasks-outage-"))
-    print(f"database outage: {options.jobs} jobs, down {options.down:g} s, logs in {log_dir}")
+    how = "crashed" if options.crash else "stopped"
+    print(f"database outage: {options.jobs} jobs, {how}, down {options.down:g} s; logs: {log_dir}")
     with pgserver.throwaway_server() as server:
         report = run(
             server,
@@ -265,6 +278,7 @@ def main(argv=None) -> int:
             down=options.down,
             runworkers=options.runworkers,
             processes=options.processes,
+            crash=options.crash,
         )
     print("\n".join(report.lines()))
     for problem in report.problems:
