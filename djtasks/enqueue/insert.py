@@ -12,17 +12,13 @@ large as the database allows elsewhere.
 import datetime
 import functools
 import json
-import threading
 import uuid
 
 from django.db import DataError, connections
-from django.db.backends.postgresql.psycopg_any import is_psycopg3
 from django.db.models.expressions import DatabaseDefault
 
+from djtasks import server_binding
 from djtasks.models import Job
-
-if is_psycopg3:
-    import psycopg
 
 _FIELDS = list(Job._meta.concrete_fields)
 _ATTNAMES = [field.attname for field in _FIELDS]
@@ -92,47 +88,7 @@ def _insert_one_postgresql(connection, row: dict) -> None:
         tuple(name for name, value in row.items() if value is None),
     )
     params = [_postgresql_value(name, row[name]) for name in names]
-    if is_psycopg3:
-        _server_binding_cursor(connection).execute(sql, params)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-
-
-# Per thread and database alias: (psycopg connection, its server-binding
-# cursor), reused from one enqueue to the next; making a cursor costs about a
-# tenth of an enqueue.
-_bound = threading.local()
-
-
-def _server_binding_cursor(connection):
-    """A Django cursor over a psycopg cursor that binds parameters on the server.
-
-    Django's own psycopg cursors bind on the client (unless OPTIONS has
-    server_side_binding), so PostgreSQL parses and plans every INSERT anew.
-    A server-binding cursor sends the statement and its values apart, and
-    lets psycopg prepare a statement it has run ``prepare_threshold`` times
-    (Django sets None, never; ``OPTIONS["prepare_threshold"] = 5`` turns it
-    on, which a transaction-mode pooler older than PgBouncer 1.21 cannot
-    take). Opened and wrapped the way connection.cursor() opens and wraps
-    Django's own, so errors are Django's and query logging and
-    execute_wrappers see the statement.
-    """
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw = connection.connection
-    cursors = getattr(_bound, "cursors", None)
-    if cursors is None:
-        cursors = _bound.cursors = {}
-    cached = cursors.get(connection.alias)
-    if cached is None or cached[0] is not raw or cached[1].closed:
-        # A new connection (Django reconnects per request by default): the
-        # cursor follows the connection, and the old one is let go.
-        cached = cursors[connection.alias] = (raw, psycopg.Cursor(raw))
-    connection.validate_thread_sharing()
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cached[1])
-    return connection.make_cursor(cached[1])
+    server_binding.cursor(connection).execute(sql, params)
 
 
 @functools.lru_cache(maxsize=64)

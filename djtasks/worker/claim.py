@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils.dateparse import parse_datetime
 
-from djtasks import controls
+from djtasks import controls, server_binding
 from djtasks.compat import database_of
 from djtasks.conf import settings as djtasks_settings
 from djtasks.models import Job, JobStatus
@@ -387,12 +387,16 @@ def _claim_plain(
         # transaction anyway: one statement, nothing to roll back to, two
         # round trips saved.
         block = transaction.atomic(using=database, savepoint=savepoint)
+    if connection.vendor == "postgresql":
+        sql, params = _postgresql(backend, worker_id, queues, limit, now, alone)
+        with block:
+            # Bound on the server: djtasks.server_binding.
+            cursor = server_binding.cursor(connection)
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return to_claimed_batch(rows, connection.vendor)
     with block, connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            sql, params = _postgresql(backend, worker_id, queues, limit, now, alone)
-        else:
-            sql, params = _sqlite(connection, backend, worker_id, queues, limit, now)
-        cursor.execute(sql, params)
+        cursor.execute(*_sqlite(connection, backend, worker_id, queues, limit, now))
         rows = cursor.fetchall()
     return to_claimed_batch(rows, connection.vendor)
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.db import connections, transaction
 from django.utils import timezone
 
+from djtasks import server_binding
 from djtasks.enqueue.insert import statement_budget
 from djtasks.models import Job
 from djtasks.workflows import next_steps
@@ -157,6 +158,9 @@ def _write(connection, cursor, outcomes, worker_id) -> int:
     if connection.vendor == "mysql":
         return _write_mysql(connection, cursor, outcomes, worker_id)
     if connection.vendor == "postgresql":
+        # Bound on the server (djtasks.server_binding): the outcomes' JSON
+        # travels as a value, not quoted into the statement's text.
+        cursor = server_binding.cursor(connection)
         cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
     else:
         cursor.executemany(SQLITE, _sqlite_params(connection, outcomes, worker_id))
@@ -210,6 +214,7 @@ def _write_steps(connection, cursor, outcomes, worker_id) -> list:
     cancelled job ends CANCELLED).
     """
     if connection.vendor == "postgresql":
+        cursor = server_binding.cursor(connection)
         cursor.execute(POSTGRESQL + _PG_RETURNING, _postgresql_params(outcomes, worker_id))
         rows = cursor.fetchall()
     elif connection.vendor == "mysql":

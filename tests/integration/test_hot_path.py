@@ -15,6 +15,8 @@ from djtasks.enqueue import insert
 from djtasks.models import Job, JobStatus
 from djtasks.results import _FIELDS, _builder, _standard_builder
 from djtasks.worker import claim as claim_module
+from djtasks.worker import outcomes
+from djtasks.worker.outcomes import Outcome
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +125,32 @@ def test_the_single_insert_is_prepared_only_if_the_connection_allows(
     # pooler: nothing may be prepared then.
     assert _prepared_inserts() == prepared
     assert Job.objects.filter(pk__in=ids, status=JobStatus.READY).count() == 4
+
+
+def _prepared(pattern):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [pattern]
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("threshold, prepared", [(None, 0), (2, 1)])
+def test_the_claim_and_the_outcomes_are_prepared_only_if_the_connection_allows(
+    prepare_threshold, threshold, prepared
+):
+    # They bind on the server (djtasks.server_binding), as the INSERT does.
+    prepare_threshold(threshold)
+    for _ in range(4):
+        tasks.noop.enqueue()
+        [job] = claim_module.claim("default", "w-prepared", ["default"], 10, timezone.now())
+        done = Outcome(job.id, "SUCCESSFUL", timezone.now(), attempt=job.attempts)
+        assert outcomes.record("default", "w-prepared", [done]) == 1
+
+    assert _prepared("%FOR UPDATE SKIP LOCKED%UPDATE djtasks_job AS job SET%") == prepared
+    assert _prepared("%FROM jsonb_to_recordset%") == prepared
+    assert Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 4
 
 
 def test_outcomes_keep_null_apart_from_a_json_null_and_round_trip(run_jobs):
