@@ -169,6 +169,9 @@ with psycopg.connect(admin, autocommit=True) as connection:
     if action == "version":
         print(connection.execute("SHOW server_version").fetchone()[0])
         sys.exit()
+    if action == "checkpoint":
+        connection.execute("CHECKPOINT")
+        sys.exit()
     # The name is ours (built by run.py), never user input; quote it anyway.
     quoted = '"' + name.replace('"', '""') + '"'
     connection.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
@@ -178,7 +181,7 @@ with psycopg.connect(admin, autocommit=True) as connection:
 
 
 def pg_admin(python, action, url):
-    """create (drop first) / drop a database, or print the server version."""
+    """create (drop first) / drop a database, print the server version, or checkpoint."""
     done = subprocess.run(
         [python, "-c", _PGADMIN, action, url], capture_output=True, text=True, check=True
     )
