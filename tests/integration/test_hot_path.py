@@ -104,11 +104,11 @@ def prepare_threshold():
         cursor.execute("DEALLOCATE ALL")
 
 
-def _prepared_inserts():
+def _prepared(pattern):
+    """How many statements LIKE ``pattern`` this session has prepared."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-            ["INSERT INTO djtasks_job %"],
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [pattern]
         )
         return cursor.fetchone()[0]
 
@@ -123,16 +123,8 @@ def test_the_single_insert_is_prepared_only_if_the_connection_allows(
 
     # None is Django's default, and the setting for a transaction-mode
     # pooler: nothing may be prepared then.
-    assert _prepared_inserts() == prepared
+    assert _prepared("INSERT INTO djtasks_job %") == prepared
     assert Job.objects.filter(pk__in=ids, status=JobStatus.READY).count() == 4
-
-
-def _prepared(pattern):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [pattern]
-        )
-        return cursor.fetchone()[0]
 
 
 @pytest.mark.postgresql
