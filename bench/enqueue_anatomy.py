@@ -12,9 +12,9 @@ interleaved round by round so the machine's swings reach them alike:
 - djtasks' own INSERT statement and values sent by bare psycopg, no Django
   and no djtasks around it, first as PostgreSQL parses and plans it anew,
   then prepared, then without waiting for the commit's flush to disk
-  (``synchronous_commit = off``, which djtasks never sets: a crash of the
-  server could lose a job its caller was told about; here it measures
-  what the flush costs);
+  (``synchronous_commit = off``, which djtasks never sets for an
+  enqueue: a crash of the server could lose a job its caller was told
+  about; here it measures what the flush costs);
 - ``noop.enqueue()``, with Django's default (no prepared statements) and
   with ``OPTIONS["prepare_threshold"] = 5``.
 

@@ -33,8 +33,10 @@ def cursor(connection):
     Opened and wrapped the way connection.cursor() opens and wraps Django's
     own, so errors are Django's and query logging and execute_wrappers see
     the statement. It is shared by the thread's statements on that
-    connection: fetch a statement's rows before the next one runs. With
-    psycopg2 (no server-side binding), Django's own cursor.
+    connection: fetch a statement's rows before the next one runs (an
+    ``execute_wrapper`` that ran a statement of its own on the same alias
+    after the claim's would take the claim's rows). With psycopg2 (no
+    server-side binding), Django's own cursor, closed when let go.
     """
     if not is_psycopg3:
         return connection.cursor()
