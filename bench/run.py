@@ -566,8 +566,9 @@ class Bench:
             # sets off checkpoints (stock max_wal_size): one falling in a
             # latency run put a p99 of 29 ms in it. Each system's latency
             # starts from a fresh checkpoint instead.
-            python = system.python if system.venv in (None, "djtasks") else None
-            env.pg_admin(python or env.venv_python("djtasks"), "checkpoint", system.url)
+            own = system.venv in (None, "djtasks")  # the Pythons that have psycopg
+            python = system.python if own else env.venv_python("djtasks")
+            env.pg_admin(python, "checkpoint", system.url)
         path = WORK / f"probes-{system.key}.txt"
         with Workers(system, 1, **worker_env):
             for run in range(options.runs):

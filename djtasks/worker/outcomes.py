@@ -1,5 +1,6 @@
 """Completion writes: the outcomes of a batch of attempts in one statement."""
 
+import contextlib
 import json
 import logging
 import uuid
@@ -133,10 +134,7 @@ def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
     # (ClaimThread._record_and_claim) a refused write rolls it all back.
     steps = [outcome for outcome in outcomes if outcome.workflow_id is not None]
     plain = [outcome for outcome in outcomes if outcome.workflow_id is None] if steps else outcomes
-    with (
-        transaction.atomic(using=database, savepoint=False),
-        connection.cursor() as cursor,
-    ):
+    with transaction.atomic(using=database, savepoint=False), _cursor(connection) as cursor:
         written = _write(connection, cursor, plain, worker_id) if plain else 0
         if steps:
             finished = _write_steps(connection, cursor, steps, worker_id)
@@ -154,13 +152,22 @@ def record(database: str, worker_id: str, outcomes: list[Outcome]) -> int:
     return written
 
 
+def _cursor(connection):
+    """The outcome statements' cursor.
+
+    On PostgreSQL the thread's server-binding one (djtasks.server_binding),
+    left open for the next statement: the outcomes' JSON travels as a value,
+    not quoted into the statement's text.
+    """
+    if connection.vendor == "postgresql":
+        return contextlib.nullcontext(server_binding.cursor(connection))
+    return connection.cursor()
+
+
 def _write(connection, cursor, outcomes, worker_id) -> int:
     if connection.vendor == "mysql":
         return _write_mysql(connection, cursor, outcomes, worker_id)
     if connection.vendor == "postgresql":
-        # Bound on the server (djtasks.server_binding): the outcomes' JSON
-        # travels as a value, not quoted into the statement's text.
-        cursor = server_binding.cursor(connection)
         cursor.execute(POSTGRESQL, _postgresql_params(outcomes, worker_id))
     else:
         cursor.executemany(SQLITE, _sqlite_params(connection, outcomes, worker_id))
@@ -214,7 +221,6 @@ def _write_steps(connection, cursor, outcomes, worker_id) -> list:
     cancelled job ends CANCELLED).
     """
     if connection.vendor == "postgresql":
-        cursor = server_binding.cursor(connection)
         cursor.execute(POSTGRESQL + _PG_RETURNING, _postgresql_params(outcomes, worker_id))
         rows = cursor.fetchall()
     elif connection.vendor == "mysql":
