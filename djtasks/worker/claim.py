@@ -157,12 +157,12 @@ _PG_SEVERAL_QUEUES = f"""
 # the statement stays one round trip. That takes some 0.2-0.3 ms off the
 # way from a NOTIFY to the job's start. What it risks: if PostgreSQL crashes
 # (or fails over) within a few hundred ms of the claim, the claim may be
-# gone, and the job, READY again, runs again (the completion's guard
-# refuses the first run's outcome, unless this worker process claimed the
-# job again first, with the same attempt number: then the first outcome is
-# stored and the second refused; at least once either way). Every later commit that waits for
-# the disk (the job's outcome, anything the task writes) makes the claim
-# durable with it. DJTASKS["SYNCHRONOUS_CLAIMS"] = True makes every claim
+# gone, and the job, READY again, runs again (at least once): the
+# completion's guard refuses the first run's outcome, also when this
+# worker process claimed the job again first, with the same attempt number
+# (djtasks.worker.outcomes matches the claim's time too). Every later
+# commit that waits for the disk (the job's outcome, anything the task
+# writes) makes the claim durable with it. DJTASKS["SYNCHRONOUS_CLAIMS"] = True makes every claim
 # wait. A claim inside the outcomes' transaction never sets it: the
 # outcomes must not be lost.
 _ASYNC_COMMIT = ", set_config('synchronous_commit', 'off', true)"

@@ -23,7 +23,7 @@ from djtasks.worker import claim_ahead, heartbeat, outages, rescue, unknown_task
 from djtasks.worker.claim import claim
 from djtasks.worker.claim_limited import LimitedGate
 from djtasks.worker.executor import JOB_FORMAT, Executor, job_fields
-from djtasks.worker.outcomes import Outcome, record
+from djtasks.worker.outcomes import Outcome, attempt_outcome, record
 
 logger = logging.getLogger("djtasks")
 
@@ -333,15 +333,7 @@ class ClaimThread:
             requested = owner.cancel_watch.requested
             if requested and job.id in requested:
                 # Cancelled after the claim, before it started: never run it.
-                pending.append(
-                    Outcome(
-                        job.id,
-                        "CANCELLED",
-                        timezone.now(),
-                        attempt=job.attempts,
-                        workflow_id=job.workflow_id,
-                    )
-                )
+                pending.append(attempt_outcome(job, "CANCELLED", timezone.now()))
             elif not registry.is_registered(job.task_path):
                 # A task of a newer deploy (or a typo): not run here.
                 self.unknown.append(job)
@@ -414,13 +406,7 @@ class ClaimThread:
             job.id in self.owner.cancel_watch.requested
             or outcome.error["exception_class_path"] == CANCELLED_PATH
         ):
-            return Outcome(
-                job.id,
-                "CANCELLED",
-                timezone.now(),
-                attempt=job.attempts,
-                workflow_id=job.workflow_id,
-            )
+            return attempt_outcome(job, "CANCELLED", timezone.now())
         return outcome
 
     def _crashed(self, job, error) -> Outcome:
@@ -430,9 +416,7 @@ class ClaimThread:
         entry = error_entry(
             error, job.attempts, self.owner.worker_id, now, started_at=job.last_attempted_at
         )
-        return Outcome(
-            job.id, "FAILED", now, error=entry, attempt=job.attempts, workflow_id=job.workflow_id
-        )
+        return attempt_outcome(job, "FAILED", now, error=entry)
 
     def _record(self) -> None:
         """Write the pending outcomes; on a database error they stay pending."""

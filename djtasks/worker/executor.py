@@ -20,7 +20,7 @@ from djtasks.errors import error_entry
 from djtasks.exceptions import MalformedJob, Retry
 from djtasks.results import standard_status, to_task_result
 from djtasks.retry import backoff_delay, recorded_error, should_retry
-from djtasks.worker.outcomes import Outcome
+from djtasks.worker.outcomes import Outcome, attempt_outcome
 
 logger = logging.getLogger("djtasks")
 
@@ -38,11 +38,6 @@ class Executor:
 
     def run(self, job) -> Outcome:
         """Run one attempt of ``job`` (a claim.ClaimedJob)."""
-        outcome = self._run(job)
-        outcome.workflow_id = job.workflow_id
-        return outcome
-
-    def _run(self, job) -> Outcome:
         started = time.monotonic()
         # Expiry is about starting late: only a first attempt expires, never
         # the retry of a job that did start in time. Late means claimed late
@@ -102,7 +97,7 @@ class Executor:
         object.__setattr__(result, "_return_value", value)
         signals_of(task).task_finished.send(self.sender, task_result=result)
         _hook(task, "on_success", result)
-        return Outcome(job.id, "SUCCESSFUL", finished_at, return_value=value, attempt=job.attempts)
+        return attempt_outcome(job, "SUCCESSFUL", finished_at, return_value=value)
 
     def _failed(self, job, task, result, error):
         """Record a failed attempt; called inside the except block."""
@@ -113,11 +108,9 @@ class Executor:
             recorded, job.attempts, self.worker_id, now, started_at=job.last_attempted_at
         )
         if retry_at is None:
-            outcome = Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
+            outcome = attempt_outcome(job, "FAILED", now, error=entry)
         else:
-            outcome = Outcome(
-                job.id, "READY", None, error=entry, available_at=retry_at, attempt=job.attempts
-            )
+            outcome = attempt_outcome(job, "READY", None, error=entry, available_at=retry_at)
         # Sent while the exception is being handled, so the standard logging
         # receiver records its traceback.
         _announce_failure(self.sender, task, result, outcome)
@@ -146,14 +139,14 @@ class Executor:
             job.queue_name,
             job.expires_at.isoformat(),
         )
-        return Outcome(job.id, "EXPIRED", now, attempt=job.attempts)
+        return attempt_outcome(job, "EXPIRED", now)
 
     def _unrunnable(self, job, error):
         """A row naming no registered task, or a malformed call, fails at once, never retried."""
         now = timezone.now()
         logger.error("job %s task=%s cannot run: %s", job.id, job.task_path, error)
         entry = error_entry(error, job.attempts, self.worker_id, now, f"{error}\n")
-        return Outcome(job.id, "FAILED", now, error=entry, attempt=job.attempts)
+        return attempt_outcome(job, "FAILED", now, error=entry)
 
 
 def _is_users_interrupt(error: BaseException) -> bool:

@@ -107,4 +107,5 @@ def refused_outcome(outcome, worker_id: str, error: Exception):
         error=entry,
         attempt=outcome.attempt,
         workflow_id=outcome.workflow_id,
+        claimed_at=outcome.claimed_at,
     )

@@ -35,12 +35,36 @@ class Outcome:
     attempt: int | None = None
     # The job's workflow, if it is a workflow step (see djtasks.workflows.next_steps).
     workflow_id: object = None
+    # When the claim of this attempt marked the row (its last_attempted_at).
+    claimed_at: datetime | None = None
+
+
+def attempt_outcome(job, status: str, finished_at, **fields) -> Outcome:
+    """How the attempt of ``job`` (a claim.ClaimedJob) that is running ended.
+
+    Names the claim it ends by the attempt and the claim's time, which the
+    statements below match on, and carries the job's workflow.
+    """
+    return Outcome(
+        job.id,
+        status,
+        finished_at,
+        attempt=job.attempts,
+        workflow_id=job.workflow_id,
+        claimed_at=job.last_attempted_at,
+        **fields,
+    )
 
 
 # Every UPDATE below matches on the worker that claimed the row, on status
-# RUNNING and on the attempt: if the job was rescued meanwhile (this worker
-# was thought dead, e.g. through a long database outage) and claimed again,
-# by another worker or by this one, this stale outcome changes nothing.
+# RUNNING, on the attempt and on the claim's time: if the job was rescued
+# meanwhile (this worker was thought dead, e.g. through a long database
+# outage) and claimed again, by another worker or by this one, this stale
+# outcome changes nothing. The attempt number alone cannot tell a claim from
+# one made again after it was lost (a claim that did not wait for the disk,
+# gone with a crash of PostgreSQL, see djtasks.worker.claim): both count
+# the same attempt. The claim's time (last_attempted_at, set by every claim
+# to the claiming worker's clock) can.
 # A retry (READY) of a job whose cancellation was requested while it ran
 # ends CANCELLED instead, so a cancel is never lost to a retry.
 # The outcomes travel as one JSON array of objects: encoding it is one call
@@ -61,9 +85,11 @@ UPDATE {TABLE} AS job SET
     available_at = COALESCE(outcome.available_at, job.available_at)
 FROM jsonb_to_recordset(%s::jsonb)
     AS outcome(id uuid, status text, finished_at timestamptz, return_value text,
-               error jsonb, available_at timestamptz, attempt integer)
+               error jsonb, available_at timestamptz, attempt integer,
+               claimed_at timestamptz)
 WHERE job.id = outcome.id AND job.worker_id = %s AND job.status = 'RUNNING'
     AND (outcome.attempt IS NULL OR job.attempts = outcome.attempt)
+    AND (outcome.claimed_at IS NULL OR job.last_attempted_at = outcome.claimed_at)
 """
 
 SQLITE = f"""
@@ -78,6 +104,7 @@ UPDATE {TABLE} SET
     available_at = COALESCE(%s, available_at)
 WHERE id = %s AND worker_id = %s AND status = 'RUNNING'
     AND (%s IS NULL OR attempts = %s)
+    AND (%s IS NULL OR last_attempted_at = %s)
 """
 
 # MariaDB and MySQL: the same statement with their JSON function;
@@ -104,7 +131,8 @@ JOIN JSON_TABLE(%s, '$[*]' COLUMNS (
     return_value longtext PATH '$.return_value',
     error longtext PATH '$.error',
     available_at datetime(6) PATH '$.available_at',
-    attempt int PATH '$.attempt'
+    attempt int PATH '$.attempt',
+    claimed_at datetime(6) PATH '$.claimed_at'
 )) AS outcome ON job.id = outcome.id
 SET job.status = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at IS NOT NULL
                       THEN 'CANCELLED' ELSE outcome.status END,
@@ -116,6 +144,7 @@ SET job.status = CASE WHEN outcome.status = 'READY' AND job.cancel_requested_at 
     job.available_at = COALESCE(outcome.available_at, job.available_at)
 WHERE job.worker_id = %s AND job.status = 'RUNNING'
     AND (outcome.attempt IS NULL OR job.attempts = outcome.attempt)
+    AND (outcome.claimed_at IS NULL OR job.last_attempted_at = outcome.claimed_at)
 """
 # They have no RETURNING either: a written step is read back by its key.
 _MYSQL_WRITTEN_STEP = (
@@ -266,7 +295,12 @@ def _outcome_rows(outcomes, job_id, stamp):
     ``job_id`` and ``stamp`` write an id and a time the way the database's
     statement reads them.
     """
+    claimed_at = claimed_text = None
     for outcome in outcomes:
+        if outcome.claimed_at != claimed_at:
+            # The jobs of one claim share its time: written once per batch.
+            claimed_at = outcome.claimed_at
+            claimed_text = stamp(claimed_at)
         yield {
             "id": job_id(outcome.job_id),
             "status": outcome.status,
@@ -275,6 +309,7 @@ def _outcome_rows(outcomes, job_id, stamp):
             "error": outcome.error,
             "available_at": stamp(outcome.available_at),
             "attempt": outcome.attempt,
+            "claimed_at": claimed_text,
         }
 
 
@@ -297,6 +332,7 @@ def _sqlite_params(connection, outcomes, worker_id):
     now = adapt(timezone.now())
     for outcome in outcomes:
         error = _json(outcome.error)
+        claimed_at = adapt(outcome.claimed_at)
         yield [
             outcome.status,
             outcome.status,
@@ -311,4 +347,6 @@ def _sqlite_params(connection, outcomes, worker_id):
             worker_id,
             outcome.attempt,
             outcome.attempt,
+            claimed_at,
+            claimed_at,
         ]

@@ -34,7 +34,7 @@ from djtasks.errors import error_entry
 from djtasks.exceptions import UnknownTask
 from djtasks.models import Worker
 from djtasks.worker import rescue
-from djtasks.worker.outcomes import Outcome
+from djtasks.worker.outcomes import Outcome, attempt_outcome
 
 logger = logging.getLogger("djtasks")
 
@@ -227,6 +227,4 @@ def _failed(job, message: str, worker_id: str, now: datetime) -> Outcome:
     logger.error("job %s task=%s cannot run: %s", job.id, job.task_path, message)
     error = UnknownTask(message)
     entry = error_entry(error, job.attempts, worker_id, now, f"{message}\n")
-    return Outcome(
-        job.id, "FAILED", now, error=entry, attempt=job.attempts, workflow_id=job.workflow_id
-    )
+    return attempt_outcome(job, "FAILED", now, error=entry)

@@ -21,7 +21,7 @@ from django.utils import timezone
 from djtasks.errors import error_entry
 from djtasks.exceptions import JobTimeout
 from djtasks.retry import backoff_delay, should_retry
-from djtasks.worker.outcomes import Outcome
+from djtasks.worker.outcomes import Outcome, attempt_outcome
 
 
 class Slot:
@@ -92,7 +92,7 @@ def outcome_of(verdict: Verdict, worker_id: str) -> Outcome:
     now = timezone.now()
     if verdict.reason == "cancelled":
         job = verdict.job
-        return Outcome(job.id, "CANCELLED", now, attempt=job.attempts, workflow_id=job.workflow_id)
+        return attempt_outcome(job, "CANCELLED", now)
     return timeout_outcome(verdict.job, worker_id, _stack_of(verdict.slot), now)
 
 
@@ -110,18 +110,8 @@ def timeout_outcome(job, worker_id: str, stack: str, now) -> Outcome:
     if job.attempts < job.max_attempts and should_retry(job.retry_policy, error):
         delay = backoff_delay(job.retry_policy, job.attempts)
         retry_at = now + timedelta(seconds=delay)
-        return Outcome(
-            job.id,
-            "READY",
-            None,
-            error=entry,
-            available_at=retry_at,
-            attempt=job.attempts,
-            workflow_id=job.workflow_id,
-        )
-    return Outcome(
-        job.id, "FAILED", now, error=entry, attempt=job.attempts, workflow_id=job.workflow_id
-    )
+        return attempt_outcome(job, "READY", None, error=entry, available_at=retry_at)
+    return attempt_outcome(job, "FAILED", now, error=entry)
 
 
 def entry_line(error: BaseException) -> str:

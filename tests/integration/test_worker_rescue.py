@@ -13,7 +13,7 @@ from djtasks.models import Job, JobStatus, Worker
 from djtasks.worker import heartbeat, rescue
 from djtasks.worker.cancel_watch import CancelWatch
 from djtasks.worker.claim import claim
-from djtasks.worker.outcomes import Outcome, record
+from djtasks.worker.outcomes import Outcome, attempt_outcome, record
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -356,3 +356,34 @@ def test_the_outcome_of_an_attempt_rescued_and_claimed_again_by_its_worker_chang
     assert record("default", "w-back", [current]) == 1
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCESSFUL
+
+
+def test_the_outcome_of_a_lost_claim_made_again_by_its_worker_changes_nothing():
+    # A claim that did not wait for the disk, lost with a crash of
+    # PostgreSQL (djtasks.worker.claim): the row is as it was before it,
+    # and the same worker claims the job again while the first run goes on.
+    # Both claims count the same attempt; only the claim's time tells them
+    # apart.
+    start_worker("w-same")
+    enqueued = tasks.noop.enqueue()
+    [first] = claim("default", "w-same", ["default"], 100, timezone.now())
+    Job.objects.filter(pk=first.id).update(
+        status=JobStatus.READY,
+        worker_id=None,
+        attempts=0,
+        worker_ids=[],
+        started_at=None,
+        last_attempted_at=None,
+    )
+    [again] = claim("default", "w-same", ["default"], 100, timezone.now() + timedelta(seconds=1))
+    assert (str(again.id), again.attempts) == (enqueued.id, first.attempts)
+
+    late = attempt_outcome(first, "SUCCESSFUL", timezone.now(), return_value="first")
+    assert record("default", "w-same", [late]) == 0
+    job = Job.objects.get(pk=first.id)
+    assert (job.status, job.return_value) == (JobStatus.RUNNING, None)
+
+    current = attempt_outcome(again, "SUCCESSFUL", timezone.now(), return_value="again")
+    assert record("default", "w-same", [current]) == 1
+    job.refresh_from_db()
+    assert (job.status, job.return_value) == (JobStatus.SUCCESSFUL, "again")
