@@ -1,7 +1,6 @@
 """The tables: one row per job (also its stored result) and per worker."""
 
 import operator
-import uuid
 from functools import reduce
 
 from django.conf import settings
@@ -11,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from djtasks.ids import new_job_id
 from djtasks.schema import LongUniqueCharField, PartialIndex, PartialUniqueConstraint
 
 
@@ -173,7 +173,7 @@ ERROR_STAGE = -1
 class Job(models.Model):
     """One enqueued call of a task, and the stored result of running it."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=new_job_id, editable=False)
     task_path = models.CharField(max_length=255)
     backend = models.CharField(max_length=100, default="default")
     queue_name = models.CharField(max_length=100, default="default")

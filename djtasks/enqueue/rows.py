@@ -6,7 +6,6 @@ the beat's scheduled runs), so a job looks the same whoever enqueued it.
 
 import hashlib
 import json
-import uuid
 from types import SimpleNamespace
 
 from django.contrib.contenttypes.models import ContentType
@@ -16,6 +15,7 @@ from djtasks.compat import InvalidTask
 from djtasks.conf import settings
 from djtasks.enqueue.payload import prepare_arguments
 from djtasks.enqueue.task import expires_at
+from djtasks.ids import new_job_id
 from djtasks.limits import concurrency_of
 from djtasks.models import JobStatus
 from djtasks.retry import policy_of
@@ -83,7 +83,7 @@ def call_row(columns: dict, task, args, kwargs, max_bytes=None) -> dict:
         max_bytes = settings.MAX_PAYLOAD_BYTES
     args, kwargs = prepare_arguments(path, args, kwargs, max_bytes)
     return {
-        "id": uuid.uuid4(),
+        "id": new_job_id(),
         **columns,
         "args": args,
         "kwargs": kwargs,

@@ -1,6 +1,7 @@
 """djtasks' own enqueue API: enqueue(), bulk_enqueue(), options on the row, unique."""
 
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -245,3 +246,14 @@ def test_hooks_are_called_with_the_result(run_jobs, later):
             ("failure", bad.id, "FAILED"),
         ]
     )
+
+
+def test_enqueued_jobs_get_time_ordered_ids():
+    first = tasks.add.enqueue(1, 2)
+    time.sleep(0.002)
+    [second, third] = djtasks.bulk_enqueue(tasks.add, [((1, 2), {}), ((3, 4), {})])
+    ids = [uuid.UUID(result.id) for result in (first, second, third)]
+    assert {job_id.version for job_id in ids} == {7}
+    assert ids[0] < ids[1] and ids[0] < ids[2]
+    # A row made through the ORM gets one too.
+    assert Job.objects.create(task_path="tests.tasks.add").id.version == 7
