@@ -468,17 +468,21 @@ class Bench:
         commands=None,
         runs=None,
         run_number=0,
+        checkpoint=False,
         **worker_env,
     ):
         """Fill the queue, start the workers, time the drain; once per run.
 
         ``run_number``: the first run's number, less one, in the log.
+        ``checkpoint``: each drain starts after a CHECKPOINT (see checkpoint()).
         """
         jobs = jobs or self.jobs_for(system)
         for run in range(runs or self.options.runs):
             if reset:
                 system.driver("reset")
             system.driver(fill, jobs, timeout=1800)
+            if checkpoint:
+                self.checkpoint(system)
             watch = subprocess.Popen(
                 [
                     system.python,
@@ -553,7 +557,20 @@ class Bench:
                         # The drained jobs join the history, vacuumed as
                         # autovacuum would have by then.
                         full.driver("vacuum", timeout=1800)
-                    self.drain(target, 1, figure, target is system, runs=1, run_number=run)
+                    # Both drains of a pair start after a CHECKPOINT: the
+                    # history's rows wrote some 600 MB of WAL and each drain
+                    # writes some 150 MB, so with the stock max_wal_size
+                    # (1 GB) a checkpoint they set off could fall inside one
+                    # drain of a pair and not the other.
+                    self.drain(
+                        target,
+                        1,
+                        figure,
+                        target is system,
+                        runs=1,
+                        run_number=run,
+                        checkpoint=True,
+                    )
         finally:
             if not self.options.keep_databases:
                 env.db_admin(system.python, "drop", full.url)
@@ -561,14 +578,11 @@ class Bench:
     def latency(self, system, figure="latency", **worker_env):
         options = self.options
         system.driver("reset")
-        if system.url.startswith("postgres"):
-            # The drains before this wrote some 150 MB of WAL each, which
-            # sets off checkpoints (stock max_wal_size): one falling in a
-            # latency run put a p99 of 29 ms in it. Each system's latency
-            # starts from a fresh checkpoint instead.
-            own = system.venv in (None, "djtasks")  # the Pythons that have psycopg
-            python = system.python if own else env.venv_python("djtasks")
-            env.pg_admin(python, "checkpoint", system.url)
+        # The drains before this wrote some 150 MB of WAL each, which sets
+        # off checkpoints (stock max_wal_size): one falling in a latency run
+        # put a p99 of 29 ms in it. Each system's latency starts from a
+        # fresh checkpoint instead.
+        self.checkpoint(system)
         path = WORK / f"probes-{system.key}.txt"
         with Workers(system, 1, **worker_env):
             for run in range(options.runs):
@@ -585,6 +599,14 @@ class Bench:
                     f"{system.key}: {figure} run {run + 1}: p50 {answer['p50']:.1f} ms, "
                     f"p99 {answer['p99']:.1f} ms"
                 )
+
+    def checkpoint(self, system):
+        """On PostgreSQL, a CHECKPOINT now, so none is set off by what ran before."""
+        if not system.url.startswith("postgres"):
+            return
+        own = system.venv in (None, "djtasks")  # the Pythons that have psycopg
+        python = system.python if own else env.venv_python("djtasks")
+        env.pg_admin(python, "checkpoint", system.url)
 
     def mixed(self, system):
         """The mixed load: 1, 10 and 100 ms sleeps, one process, --threads jobs at once."""

@@ -76,7 +76,20 @@ class DjtasksAdapter(Adapter):
         return Job.objects.filter(status="FAILED").count()
 
     def remaining(self):
-        return Job.objects.filter(status__in=["READY", "RUNNING"]).count()
+        # Two counts in one statement (one snapshot), each of which
+        # PostgreSQL reads from an index of its status alone, as the
+        # baseline counts from its index of unfinished rows. Written as
+        # "status IN ('READY', 'RUNNING')" the count read the whole table,
+        # finished rows included, with parallel workers: some 200 ms of CPU
+        # per count over a 1,100,000-row history, every few hundred ms of
+        # the drain it timed, on the cores the drain ran on.
+        table = Job._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = 'READY')"
+                f" + (SELECT COUNT(*) FROM {table} WHERE status = 'RUNNING')"
+            )
+            return cursor.fetchone()[0]
 
     def extra(self, command, args):
         if command == "history":
