@@ -32,10 +32,11 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from djtasks import controls, server_binding
@@ -396,11 +397,11 @@ def _claim_plain(
             cursor = server_binding.cursor(connection)
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        return to_claimed_batch(rows, connection.vendor)
+        return to_claimed_batch(rows, connection)
     with block, connection.cursor() as cursor:
         cursor.execute(*_sqlite(connection, backend, worker_id, queues, limit, now))
         rows = cursor.fetchall()
-    return to_claimed_batch(rows, connection.vendor)
+    return to_claimed_batch(rows, connection)
 
 
 def _claim_diverting(
@@ -514,7 +515,7 @@ def mark_chosen(cursor, connection, worker_id, ids, now) -> list[ClaimedJob]:
         marks = ", ".join(["%s"] * len(ids))
         params = [worker_id, worker_id, stamp, stamp, *(job_id.hex for job_id in ids)]
         cursor.execute(SQLITE_CHOSEN.format(ids=marks), params)
-    return to_claimed_batch(cursor.fetchall(), connection.vendor)
+    return to_claimed_batch(cursor.fetchall(), connection)
 
 
 def _mark_mysql(cursor, connection, worker_id, rows, now) -> list[ClaimedJob]:
@@ -523,7 +524,7 @@ def _mark_mysql(cursor, connection, worker_id, rows, now) -> list[ClaimedJob]:
     MariaDB and MySQL return nothing from an UPDATE: the claimed values are
     the read ones changed as claim_mysql's UPDATE changes them.
     """
-    jobs = to_claimed_batch(rows, connection.vendor)
+    jobs = to_claimed_batch(rows, connection)
     claim_mysql.mark_running(cursor, connection, worker_id, [job.id for job in jobs], now)
     for job in jobs:
         job.attempts += 1
@@ -551,9 +552,11 @@ def _limited_due(database, backend, queues, now) -> bool:
     )
 
 
-def to_claimed_batch(rows, vendor) -> list[ClaimedJob]:
+def to_claimed_batch(rows, connection) -> list[ClaimedJob]:
     """The rows a claim's RETURNING gave, in claim order."""
-    jobs = [_to_claimed(row, vendor) for row in rows]
+    vendor = connection.vendor
+    zone = connection.timezone if vendor in ("sqlite", "mysql") else None
+    jobs = [_to_claimed(row, vendor, zone) for row in rows]
     # RETURNING gives no order; run the batch in claim order.
     jobs.sort(key=lambda job: (-job.priority, job.available_at))
     return jobs
@@ -583,7 +586,7 @@ def _sqlite(connection, backend, worker_id, queues, limit, now):
     return sql, params
 
 
-def _to_claimed(row, vendor) -> ClaimedJob:
+def _to_claimed(row, vendor, zone) -> ClaimedJob:
     # Positional: COLUMNS lists the dataclass's fields in order.
     job = ClaimedJob(*row)
     if not isinstance(job.id, uuid.UUID):
@@ -597,12 +600,12 @@ def _to_claimed(row, vendor) -> ClaimedJob:
     if job.workflow_id is not None and not isinstance(job.workflow_id, uuid.UUID):
         job.workflow_id = uuid.UUID(job.workflow_id)
     if vendor in ("sqlite", "mysql"):
-        job.enqueued_at = _sqlite_datetime(job.enqueued_at)
-        job.run_after = _sqlite_datetime(job.run_after)
-        job.available_at = _sqlite_datetime(job.available_at)
-        job.started_at = _sqlite_datetime(job.started_at)
-        job.last_attempted_at = _sqlite_datetime(job.last_attempted_at)
-        job.expires_at = _sqlite_datetime(job.expires_at)
+        job.enqueued_at = _sqlite_datetime(job.enqueued_at, zone)
+        job.run_after = _sqlite_datetime(job.run_after, zone)
+        job.available_at = _sqlite_datetime(job.available_at, zone)
+        job.started_at = _sqlite_datetime(job.started_at, zone)
+        job.last_attempted_at = _sqlite_datetime(job.last_attempted_at, zone)
+        job.expires_at = _sqlite_datetime(job.expires_at, zone)
     return job
 
 
@@ -617,12 +620,15 @@ def _json(value):
 _EMPTY_JSON = {"[]": list, "{}": dict}
 
 
-def _sqlite_datetime(value):
+def _sqlite_datetime(value, zone):
     if value is None:
         return None
     # Django's SQLite converters may already have made a (naive) datetime.
     parsed = value if isinstance(value, datetime) else parse_datetime(value)
-    # Django stores UTC without an offset on SQLite when USE_TZ is on.
+    # With USE_TZ, Django stores times without an offset, in the
+    # connection's time zone (UTC unless DATABASES[...]["TIME_ZONE"] says
+    # otherwise), and reads them back as that zone's, as done here: the
+    # completion guard compares the claim's time as stored and as read.
     if parsed is not None and parsed.tzinfo is None and settings.USE_TZ:
-        parsed = parsed.replace(tzinfo=UTC)
+        parsed = timezone.make_aware(parsed, zone)
     return parsed

@@ -1,5 +1,6 @@
 """Rescue, hand-back, heartbeats and cancellation against the real database."""
 
+import contextlib
 import threading
 from datetime import timedelta
 
@@ -387,3 +388,38 @@ def test_the_outcome_of_a_lost_claim_made_again_by_its_worker_changes_nothing():
     assert record("default", "w-same", [current]) == 1
     job.refresh_from_db()
     assert (job.status, job.return_value) == (JobStatus.SUCCESSFUL, "again")
+
+
+@contextlib.contextmanager
+def connection_time_zone(name):
+    """DATABASES["default"]["TIME_ZONE"] = name, for the open connection."""
+    wrapper = connections["default"]  # not the proxy: its cached properties
+    saved = wrapper.settings_dict.get("TIME_ZONE")
+    wrapper.settings_dict["TIME_ZONE"] = name
+    for cached in ("timezone", "timezone_name"):
+        wrapper.__dict__.pop(cached, None)
+    try:
+        yield
+    finally:
+        wrapper.settings_dict["TIME_ZONE"] = saved
+        for cached in ("timezone", "timezone_name"):
+            wrapper.__dict__.pop(cached, None)
+
+
+def test_outcomes_are_recorded_when_the_database_keeps_local_times():
+    # SQLite, MariaDB and MySQL store times without their zone, in the
+    # connection's TIME_ZONE: the claim's time must read back as stored,
+    # or the guard would refuse every outcome.
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL keeps the zone: Django refuses TIME_ZONE there with USE_TZ")
+    with connection_time_zone("Asia/Kathmandu"):  # UTC+05:45
+        start_worker("w-zone")
+        tasks.noop.enqueue()
+        [claimed] = claim("default", "w-zone", ["default"], 100, timezone.now())
+        stored = Job.objects.get(pk=claimed.id)
+        assert claimed.last_attempted_at == stored.last_attempted_at
+        assert claimed.enqueued_at == stored.enqueued_at
+
+        done = attempt_outcome(claimed, "SUCCESSFUL", timezone.now())
+        assert record("default", "w-zone", [done]) == 1
+        assert Job.objects.get(pk=claimed.id).status == JobStatus.SUCCESSFUL
