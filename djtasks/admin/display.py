@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from djtasks.ids import short_id
 from djtasks.models import JobStatus
 from djtasks.progress import percent
 
@@ -101,7 +102,7 @@ def breakable_path(path: str):
 
 def job_link(job):
     url = reverse("admin:djtasks_job_change", args=[job.pk])
-    return format_html('<a href="{}">{}</a>', url, str(job.pk)[:8])
+    return format_html('<a href="{}">{}</a>', url, short_id(job.pk))
 
 
 def format_duration(delta) -> str:

@@ -19,6 +19,7 @@ from djtasks.admin.display import (
     status_badge,
     trimmed_traceback,
 )
+from djtasks.ids import short_id
 from djtasks.models import JobStatus
 
 
@@ -27,7 +28,7 @@ class JobColumns:
 
     @admin.display(description="id", ordering="pk")
     def short_id(self, job):
-        return str(job.pk)[:8]
+        return short_id(job.pk)
 
     # Not sortable: on PostgreSQL the status index leaves running and
     # successful jobs out, so sorting by status would sort the whole

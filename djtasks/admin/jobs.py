@@ -23,6 +23,7 @@ from djtasks.admin.filters import QueueFilter, TaskFilter
 from djtasks.admin.job_columns import JobColumns
 from djtasks.admin.paging import EstimatedCountPaginator
 from djtasks.control import operations
+from djtasks.ids import SHORT_ID_LENGTH
 from djtasks.models import Job, JobStatus
 
 
@@ -163,12 +164,14 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
-        """An id (or its first characters), else part of a task path.
+        """An id (its first characters, or the short id), else part of a task path.
 
-        Both are index lookups: an id prefix is a range of the primary key,
-        and a task term is matched against the registered task paths first
-        (then task_path IN (...) uses its index). Only a term that matches
-        no registered task scans the stored paths.
+        An id prefix is a range of the primary key, and a task term is
+        matched against the registered task paths first (then task_path IN
+        (...) uses its index). The short id the list shows is an id's end
+        (djtasks.ids.short_id), which no index orders: a term of that
+        length or less also matches the ends of the ids, a scan of the key.
+        Only a term that matches no registered task scans the stored paths.
         """
         if argument_search.is_argument_search(search_term.strip()):
             found = argument_search.search(queryset, search_term.strip())
@@ -178,13 +181,8 @@ class JobAdmin(JobColumns, admin.ModelAdmin):
             return found, False
         term = search_term.strip().lower()
         id_range = _id_range(term)
-        if id_range is not None and _uuids_in_key_order(queryset.db):
-            return queryset.filter(pk__gte=id_range[0], pk__lte=id_range[1]), False
         if id_range is not None:
-            # MariaDB's own UUID type orders its values with the groups
-            # swapped, so a prefix is no range of the key there: match the
-            # canonical text (a scan of the key).
-            return queryset.filter(pk__startswith=_canonical_prefix(term)), False
+            return _ids_matching(queryset, term, id_range), False
         paths = [path for path in schedules.task_choices() if term in path.lower()]
         if term and paths:
             return queryset.filter(task_path__in=paths), False
@@ -291,6 +289,21 @@ EMPTY_WHEN = {
 
 def _is_empty(job, field: str) -> bool:
     return field in EMPTY_WHEN and EMPTY_WHEN[field](job)
+
+
+def _ids_matching(queryset, term, id_range):
+    """The jobs whose id starts with ``term``, or ends with it if it is short-id sized."""
+    if _uuids_in_key_order(queryset.db):
+        found = queryset.filter(pk__gte=id_range[0], pk__lte=id_range[1])
+    else:
+        # MariaDB's own UUID type orders some of its values with the groups
+        # swapped, so a prefix is no range of the key there: match the
+        # canonical text (a scan of the key).
+        found = queryset.filter(pk__startswith=_canonical_prefix(term))
+    digits = term.replace("-", "")
+    if len(digits) <= SHORT_ID_LENGTH and "-" not in term:
+        found = found | queryset.filter(pk__endswith=digits)
+    return found
 
 
 def _uuids_in_key_order(database) -> bool:

@@ -67,7 +67,7 @@ def test_changelist_shows_badges_and_columns(admin_client):
     assert "tests.tasks.add" in body
     assert "3/3" in body  # attempts
     assert "5.00 s" in body  # duration
-    assert str(job.pk)[:8] in body
+    assert f">{str(job.pk)[-8:]}</a>" in body  # the short id: the id's last 8 digits
 
 
 def test_changelist_does_not_count_the_whole_table(admin_client):
@@ -148,6 +148,21 @@ def test_search_by_the_short_id_shown_in_the_list(admin_client):
     assert len(ids_listed(both)) == 2
     # Hex letters only: read as part of a task path, not an id.
     assert ids_listed(admin_client.get(reverse(CHANGELIST), {"q": "abcdef"})) == set()
+
+
+def test_search_by_the_short_id_of_a_time_ordered_id(admin_client):
+    # New ids start with their enqueue's time (djtasks.ids), alike for a
+    # minute's jobs: the list shows their last 8 digits, and finds them by it.
+    wanted = make_job()
+    other = make_job()
+    assert str(wanted.pk)[:8] == str(other.pk)[:8]
+    body = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert f">{str(wanted.pk)[-8:]}</a>" in body
+    found = admin_client.get(reverse(CHANGELIST), {"q": str(wanted.pk)[-8:].upper()})
+    assert ids_listed(found) == {str(wanted.pk)}
+    # A longer part of the start is still a range of the key.
+    by_start = admin_client.get(reverse(CHANGELIST), {"q": str(wanted.pk)[:23]})
+    assert ids_listed(by_start) == {str(wanted.pk)}
 
 
 def test_search_finds_rows_of_tasks_no_longer_registered(admin_client):
