@@ -23,7 +23,7 @@ def test_ids_made_in_a_later_millisecond_sort_after():
     time.sleep(0.002)
     later = new_job_id()
     assert earlier < later
-    assert str(earlier) < str(later)  # as text too: SQLite and MySQL store hex digits
+    assert str(earlier) < str(later)  # as text too: SQLite and MySQL store text
     assert earlier.hex < later.hex
 
 
