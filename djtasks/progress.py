@@ -45,11 +45,14 @@ def set_progress(context, current, total=None, message: str = "", *, force: bool
 
     database = database_of(result.backend)
     # One UPDATE, in the task's own autocommit. The guards (still RUNNING,
-    # still this attempt) keep a late report from touching a job that was
-    # rescued, finished or claimed again meanwhile.
-    Job.objects.using(database).filter(
-        pk=job_id, status=JobStatus.RUNNING, attempts=len(result.worker_ids)
-    ).update(progress=value)
+    # still this attempt, still this claim, as the completion's guard in
+    # djtasks.worker.outcomes) keep a late report from touching a job that
+    # was rescued, finished or claimed again meanwhile.
+    this_run = {"status": JobStatus.RUNNING, "attempts": len(result.worker_ids)}
+    claimed_at = getattr(result, "last_attempted_at", None)
+    if claimed_at is not None:
+        this_run["last_attempted_at"] = claimed_at
+    Job.objects.using(database).filter(pk=job_id, **this_run).update(progress=value)
     if done:
         with _lock:
             _last_write.pop(job_id, None)

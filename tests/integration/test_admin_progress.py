@@ -1,11 +1,13 @@
 """Progress reports: written to the job row, throttled, shown as a bar."""
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 import djtasks
 from djtasks import progress
@@ -34,6 +36,21 @@ def test_a_report_from_an_earlier_attempt_changes_nothing():
     djtasks.set_progress(context, 3, total=10, force=True)
     job.refresh_from_db()
     assert job.progress is None
+
+
+def test_a_report_from_a_lost_claim_made_again_changes_nothing():
+    # A claim lost with a crash of PostgreSQL and made again by the same
+    # worker counts the same attempt, at a later time (djtasks.worker.claim).
+    claimed_at = timezone.now()
+    job, context = running_job(attempts=1)
+    Job.objects.filter(pk=job.pk).update(last_attempted_at=claimed_at)
+    context.task_result.last_attempted_at = claimed_at
+    assert djtasks.set_progress(context, 1, total=10, force=True)
+    assert Job.objects.get(pk=job.pk).progress["current"] == 1
+
+    Job.objects.filter(pk=job.pk).update(last_attempted_at=claimed_at + timedelta(seconds=3))
+    djtasks.set_progress(context, 2, total=10, force=True)
+    assert Job.objects.get(pk=job.pk).progress["current"] == 1
 
 
 def test_a_task_reports_progress_through_its_context(run_jobs):
