@@ -163,9 +163,9 @@ _PG_SEVERAL_QUEUES = f"""
 # worker process claimed the job again first, with the same attempt number
 # (djtasks.worker.outcomes matches the claim's time too). Every later
 # commit that waits for the disk (the job's outcome, anything the task
-# writes) makes the claim durable with it. DJTASKS["SYNCHRONOUS_CLAIMS"] = True makes every claim
-# wait. A claim inside the outcomes' transaction never sets it: the
-# outcomes must not be lost.
+# writes) makes the claim durable with it. DJTASKS["SYNCHRONOUS_CLAIMS"] =
+# True makes every claim wait. A claim inside the outcomes' transaction
+# never sets it: the outcomes must not be lost.
 _ASYNC_COMMIT = ", set_config('synchronous_commit', 'off', true)"
 
 
@@ -600,12 +600,12 @@ def _to_claimed(row, vendor, zone) -> ClaimedJob:
     if job.workflow_id is not None and not isinstance(job.workflow_id, uuid.UUID):
         job.workflow_id = uuid.UUID(job.workflow_id)
     if vendor in ("sqlite", "mysql"):
-        job.enqueued_at = _sqlite_datetime(job.enqueued_at, zone)
-        job.run_after = _sqlite_datetime(job.run_after, zone)
-        job.available_at = _sqlite_datetime(job.available_at, zone)
-        job.started_at = _sqlite_datetime(job.started_at, zone)
-        job.last_attempted_at = _sqlite_datetime(job.last_attempted_at, zone)
-        job.expires_at = _sqlite_datetime(job.expires_at, zone)
+        job.enqueued_at = _stored_datetime(job.enqueued_at, zone)
+        job.run_after = _stored_datetime(job.run_after, zone)
+        job.available_at = _stored_datetime(job.available_at, zone)
+        job.started_at = _stored_datetime(job.started_at, zone)
+        job.last_attempted_at = _stored_datetime(job.last_attempted_at, zone)
+        job.expires_at = _stored_datetime(job.expires_at, zone)
     return job
 
 
@@ -620,7 +620,8 @@ def _json(value):
 _EMPTY_JSON = {"[]": list, "{}": dict}
 
 
-def _sqlite_datetime(value, zone):
+def _stored_datetime(value, zone):
+    """A time column as SQLite, MariaDB and MySQL return it, made aware."""
     if value is None:
         return None
     # Django's SQLite converters may already have made a (naive) datetime.

@@ -298,7 +298,8 @@ def _outcome_rows(outcomes, job_id, stamp):
     claimed_at = claimed_text = None
     for outcome in outcomes:
         if outcome.claimed_at != claimed_at:
-            # The jobs of one claim share its time: written once per batch.
+            # The jobs of one claim share its time: written once per run of
+            # them, not once per outcome.
             claimed_at = outcome.claimed_at
             claimed_text = stamp(claimed_at)
         yield {
